@@ -1,8 +1,8 @@
 """Build the Cython kernels.
 
 One list of extensions, Cython directives set in one place. ``FASTRNN_CYTHON_DEBUG=1`` turns on
-bounds checking and wraparound in the generated code and compiles with AddressSanitizer-free
-assertions (-O1 -g), for test runs that hunt out-of-bounds access.
+bounds checking and wraparound in the generated code and compiles with -O1 -g, for test runs that hunt
+out-of-bounds access.
 """
 import os
 
@@ -35,5 +35,4 @@ extensions = [
     for name in KERNELS
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives,
-                            compile_time_env={"DEBUG": DEBUG}))
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -113,3 +113,87 @@ def _axis_names(ndim):
 
 def shape_str(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# ---- recurrent inputs --------------------------------------------------------------------------
+
+def sequence_input(x, input_size, dtype, batch_first, copy=False):
+    """x as a C-contiguous time-major (T, B, I) array of ``dtype``, and whether it was batched.
+
+    Accepts (T, I) unbatched input, or (T, B, I) / (B, T, I) with batch_first.
+    """
+    x = as_array(x, "x", dtype)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x must be 2-D (T, I) or 3-D ({'B, T' if batch_first else 'T, B'}, I); "
+                         f"got {x.ndim}-D with shape {shape_str(x.shape)}")
+    batched = x.ndim == 3
+    if not batched:
+        x = x[:, None, :]
+    elif batch_first:
+        x = x.transpose(1, 0, 2)
+    if x.shape[-1] != input_size:
+        raise ValueError(f"x.shape[-1] must equal input_size={input_size}; got {x.shape[-1]}")
+    T, B = x.shape[0], x.shape[1]
+    if T == 0:
+        raise ValueError("x has no time steps (T=0); sequences need T >= 1 (use a cell to stream step by step)")
+    if B == 0:
+        raise ValueError("x has an empty batch (B=0); need B >= 1")
+    if copy or not x.flags.c_contiguous:
+        x = np.array(x, dtype=dtype, order="C", copy=True)
+    return x, batched
+
+
+def lengths_input(lengths, T, B):
+    """``lengths`` as an int64 array (B,) with values in [1, T], or None when every row is full."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, (str, bytes)):
+        raise TypeError(f"lengths must be an array of integers, got {type(lengths).__name__}")
+    arr = np.asarray(lengths)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise TypeError(f"lengths must hold integers, got non-integer values {arr[arr != np.round(arr)][:3]}")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+        raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
+    if arr.ndim != 1 or arr.shape[0] != B:
+        raise ValueError(f"lengths must have shape ({B},), one per batch row; got {shape_str(arr.shape)}")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    bad = np.flatnonzero((arr < 1) | (arr > T))
+    if len(bad):
+        b = int(bad[0])
+        if arr[b] > T:
+            raise ValueError(f"lengths[{b}]={arr[b]} exceeds T={T}")
+        raise ValueError(f"lengths must be in [1, T={T}]; lengths[{b}] = {arr[b]}")
+    if np.all(arr == T):
+        return None
+    return arr
+
+
+def state_input(h, name, shape, dtype, batched):
+    """A state of exactly ``shape`` (L*D, B, H) as a C-contiguous array of ``dtype``.
+
+    Unbatched calls take (L*D, H). The message reminds that states stay (L*D, B, H) with batch_first.
+    """
+    h = as_array(h, name, dtype)
+    want = shape if batched else (shape[0], shape[2])
+    if h.ndim != len(want):
+        raise ValueError(f"{name} must be {len(want)}-D with shape {shape_str(want)} for "
+                         f"{'batched 3-D' if batched else 'unbatched 2-D'} input; got {h.ndim}-D {shape_str(h.shape)}")
+    if h.shape != want:
+        raise ValueError(f"{name} must have shape (L*D, B, H_out)={shape_str(want)}; got {shape_str(h.shape)} "
+                         "(states stay (L*D, B, H) even with batch_first=True)" if batched else
+                         f"{name} must have shape (L*D, H_out)={shape_str(want)}; got {shape_str(h.shape)}")
+    if not batched:
+        h = h[:, None, :]
+    return np.ascontiguousarray(h)
+
+
+def check_buffer(name, *dims):
+    """Refuse a buffer whose element count or any dimension does not fit a 32-bit BLAS int."""
+    n = 1
+    for d in dims:
+        n *= int(d)
+    if n > INT_MAX:
+        raise ValueError(f"{name} would hold {n:,} elements ({' x '.join(str(d) for d in dims)}); "
+                         f"the BLAS kernels index at most {INT_MAX:,}: use a shorter sequence or smaller batch")

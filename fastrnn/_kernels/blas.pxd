@@ -1,0 +1,15 @@
+# The one door into BLAS: row-major, fused float/double wrappers over scipy.linalg.cython_blas.
+# Every kernel calls these and never cimports scipy directly.
+from cython cimport floating
+
+# C[M, N] = alpha * op(A)[M, K] @ op(B)[K, N] + beta * C      (row-major; op = transpose when trans_*)
+# Dispatches to GEMV when M == 1 or N == 1 (batch-1 steps), which BLAS runs faster.
+cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
+               const floating* A, int lda, const floating* B, int ldb,
+               floating beta, floating* C, int ldc) noexcept nogil
+
+# y[n] += alpha * x[n]
+cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil
+
+# sqrt(sum(x[n] ** 2))
+cdef floating nrm2(int n, const floating* x) noexcept nogil

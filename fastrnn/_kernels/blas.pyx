@@ -1,0 +1,83 @@
+"""Row-major BLAS wrappers (float and double) over ``scipy.linalg.cython_blas``.
+
+BLAS is column-major. A row-major matrix M (r x c, leading dimension ld) is, to BLAS, the column-major
+matrix M^T (c x r) with the same ld. So the row-major product C = op(A) @ op(B) is computed as the
+column-major product C^T = op(B)^T @ op(A)^T: swap the operands and the sizes M and N, keep the flags.
+"""
+from scipy.linalg.cython_blas cimport dgemm, dgemv, daxpy, dnrm2, sgemm, sgemv, saxpy, snrm2
+
+
+cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
+               const floating* A, int lda, const floating* B, int ldb,
+               floating beta, floating* C, int ldc) noexcept nogil:
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef char gt
+    cdef int m, n, inc_x, inc_y, ld
+    cdef const floating* mat
+    cdef const floating* vec
+    if M <= 0 or N <= 0:
+        return
+    if K <= 0:
+        # C = beta * C: an empty sum. Not reached by fastrnn's kernels (sizes are validated >= 1).
+        return
+    if M == 1 or N == 1:
+        if M == 1:
+            # c[N] = alpha * op(B)^T @ a[K] + beta * c, a = row 0 of op(A), c = row 0 of C
+            # B stored (K, N) row-major is B^T (N x K) to BLAS: op 'N'; stored (N, K): op 'T'.
+            gt = b'T' if trans_b else b'N'
+            m, n = (K, N) if trans_b else (N, K)
+            mat, ld, vec = B, ldb, A
+            inc_x = lda if trans_a else 1
+            inc_y = 1
+        else:
+            # c[M] = alpha * op(A) @ b[K] + beta * c, b = column 0 of op(B), c = column 0 of C
+            # A stored (M, K) row-major is A^T (K x M) to BLAS: op 'T'; stored (K, M): op 'N'.
+            gt = b'N' if trans_a else b'T'
+            m, n = (M, K) if trans_a else (K, M)
+            mat, ld, vec = A, lda, B
+            inc_x = 1 if trans_b else ldb
+            inc_y = ldc
+        if floating is float:
+            sgemv(&gt, &m, &n, &alpha, <float*>mat, &ld, <float*>vec, &inc_x, &beta, C, &inc_y)
+        else:
+            dgemv(&gt, &m, &n, &alpha, <double*>mat, &ld, <double*>vec, &inc_x, &beta, C, &inc_y)
+        return
+    # C^T[N, M] = op(B)^T @ op(A)^T, column-major
+    if floating is float:
+        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda, &beta, C, &ldc)
+
+
+cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil:
+    cdef int one = 1
+    if floating is float:
+        saxpy(&n, &alpha, <float*>x, &one, y, &one)
+    else:
+        daxpy(&n, &alpha, <double*>x, &one, y, &one)
+
+
+cdef floating nrm2(int n, const floating* x) noexcept nogil:
+    cdef int one = 1
+    if floating is float:
+        return snrm2(&n, <float*>x, &one)
+    else:
+        return dnrm2(&n, <double*>x, &one)
+
+
+# ---- Python-visible entry points, for testing the wrappers against numpy ----------------------
+
+def _gemm_test(bint trans_a, bint trans_b, floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C,
+               floating alpha, floating beta):
+    """C = alpha * op(A) @ op(B) + beta * C on C-contiguous arrays (test hook)."""
+    cdef int M = C.shape[0], N = C.shape[1]
+    cdef int K = A.shape[0] if trans_a else A.shape[1]
+    if (B.shape[1] if trans_b else B.shape[0]) != K or (A.shape[1] if trans_a else A.shape[0]) != M \
+            or (B.shape[0] if trans_b else B.shape[1]) != N:
+        raise ValueError("shapes do not agree")
+    gemm(trans_a, trans_b, M, N, K, alpha, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1], beta, &C[0, 0], N)
+
+
+def _nrm2_test(floating[::1] x):
+    return nrm2(x.shape[0], &x[0])

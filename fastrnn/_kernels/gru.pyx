@@ -1,0 +1,295 @@
+"""GRU, reset-after (PyTorch's) and reset-before (textbook): one layer, one direction, whole sequence.
+
+Notation: T steps, B rows, I inputs, H hidden units, gates r, z, n in PyTorch's order, each H wide,
+G has 3H columns; W_hh = [W_hr; W_hz; W_hn] and b_hh likewise (b_ir etc. for b_ih).
+
+    (1) G     = X @ W_ih^T                                    one GEMM over all T*B rows
+    (2) r     = sig(G_r + b_ir + h_prev @ W_hr^T + b_hr)
+    (3) z     = sig(G_z + b_iz + h_prev @ W_hz^T + b_hz)
+    reset-after (PyTorch):
+    (4a) hn   = h_prev @ W_hn^T + b_hn
+    (5a) n    = tanh(G_n + b_in + r * hn)
+    reset-before (textbook):
+    (4b) rh   = r * h_prev
+    (5b) n    = tanh(G_n + b_in + rh @ W_hn^T + b_hn)
+    (6) h_t   = (1 - z) * n + z * h_prev
+    (7) Y[t]  = h_t                                           zero where t >= lengths[b]; state held there
+
+Slots ``Hs`` (nslots, B, H) as in rnn.pyx. ``A`` (T slots for training, 1 for inference, each (B, H))
+holds hn (reset-after) or rh (reset-before). Training keeps G as [r, z, n], Hs and A; backward
+overwrites G with dG and A with its own gradient terms.
+"""
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+from numpy cimport int64_t
+
+from .activations cimport dsigmoid, dtanh, sigmoid, tanh_
+from .arrays cimport data_ptr, opt_ptr
+from .blas cimport gemm
+from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
+
+cnp.import_array()
+
+
+cdef inline floating _bias(const floating* b_ih, const floating* b_hh, int k) noexcept nogil:
+    return b_ih[k] + b_hh[k] if b_ih != NULL else 0
+
+
+cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
+                   const floating* X, const floating* W_ih, const floating* W_hh,
+                   const floating* b_ih, const floating* b_hh, const floating* h0,
+                   const int64_t* lengths, floating* Y, int ldy,
+                   floating* G, floating* Hs, int nslots, floating* A, int na, floating* Gh) noexcept nogil:
+    """Gh: (B, 3H) scratch for the reset-after recurrence."""
+    cdef int s, t, b, j
+    cdef int H3 = 3 * H
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef floating* g
+    cdef floating* h_prev
+    cdef floating* h_t
+    cdef floating* a_t
+    cdef floating r, z, n, hn, hp
+    # (1) G = X @ W_ih^T
+    gemm(False, True, T * B, H3, I, <floating>1, X, I, W_ih, I, <floating>0, G, H3)
+    memcpy(Hs + ((T if reverse else 0) % nslots) * BH, h0, BH * sizeof(floating))
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        h_prev = Hs + ((t + 1 if reverse else t) % nslots) * BH
+        h_t = Hs + ((t if reverse else t + 1) % nslots) * BH
+        a_t = A + (t % na) * BH
+        g = G + t * B * H3
+        if reset_after:
+            # (2)-(4a) Gh = h_prev @ W_hh^T
+            gemm(False, True, B, H3, H, <floating>1, h_prev, H, W_hh, H, <floating>0, Gh, H3)
+            for b in range(B):
+                if not active(lengths, t, b):
+                    zero_row(a_t + b * H, H)  # read by dW_hh's GEMM in backward: must be finite
+                    continue
+                for j in range(H):
+                    r = sigmoid(g[b * H3 + j] + Gh[b * H3 + j] + _bias(b_ih, b_hh, j))              # (2)
+                    z = sigmoid(g[b * H3 + H + j] + Gh[b * H3 + H + j] + _bias(b_ih, b_hh, H + j))  # (3)
+                    hn = Gh[b * H3 + 2 * H + j]                                                     # (4a)
+                    if b_hh != NULL:
+                        hn = hn + b_hh[2 * H + j]
+                    n = g[b * H3 + 2 * H + j] + r * hn                                              # (5a)
+                    if b_ih != NULL:
+                        n = n + b_ih[2 * H + j]
+                    n = tanh_(n)
+                    g[b * H3 + j] = r
+                    g[b * H3 + H + j] = z
+                    g[b * H3 + 2 * H + j] = n
+                    a_t[b * H + j] = hn
+                    h_t[b * H + j] = (1 - z) * n + z * h_prev[b * H + j]                            # (6)
+        else:
+            # (2), (3) g[:, :2H] += h_prev @ W_hh[:2H]^T
+            gemm(False, True, B, 2 * H, H, <floating>1, h_prev, H, W_hh, H, <floating>1, g, H3)
+            for b in range(B):
+                if not active(lengths, t, b):
+                    zero_row(a_t + b * H, H)
+                    continue
+                for j in range(H):
+                    r = sigmoid(g[b * H3 + j] + _bias(b_ih, b_hh, j))
+                    g[b * H3 + j] = r
+                    g[b * H3 + H + j] = sigmoid(g[b * H3 + H + j] + _bias(b_ih, b_hh, H + j))
+                    a_t[b * H + j] = r * h_prev[b * H + j]                                          # (4b)
+            # (5b) g[:, 2H:] += rh @ W_hn^T
+            gemm(False, True, B, H, H, <floating>1, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
+            for b in range(B):
+                if not active(lengths, t, b):
+                    continue
+                for j in range(H):
+                    n = tanh_(g[b * H3 + 2 * H + j] + _bias(b_ih, b_hh, 2 * H + j))
+                    g[b * H3 + 2 * H + j] = n
+                    z = g[b * H3 + H + j]
+                    h_t[b * H + j] = (1 - z) * n + z * h_prev[b * H + j]                            # (6)
+        hold_inactive(h_t, h_prev, B, H, lengths, t)
+        # (7) Y[t] = h_t
+        emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
+
+
+cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
+                   const floating* X, const floating* W_ih, const floating* W_hh,
+                   const int64_t* lengths, const floating* Hs, floating* A, floating* G,
+                   const floating* dY, int ldy, const floating* dh_n,
+                   floating* dX, floating* dh0, floating* dW_ih, floating* dW_hh,
+                   floating* db_ih, floating* db_hh) noexcept nogil:
+    """BPTT through (1)-(7). G becomes dG = d(pre-activations of the x side) and A becomes
+    d(hn pre-activation) * r (reset-after) or keeps rh (reset-before). Returns -1 without scratch."""
+    cdef int s, t, b, j
+    cdef int H3 = 3 * H
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H, TB = <Py_ssize_t>T * B
+    cdef floating* scratch = <floating*>malloc(4 * BH * sizeof(floating))
+    cdef floating* dh
+    cdef floating* dh_next
+    cdef floating* dh_prev
+    cdef floating* drh
+    cdef floating* swap
+    cdef floating* dg
+    cdef floating* a_t
+    cdef const floating* h_prev
+    cdef floating r, z, n, hp, dn_pre, d
+    if scratch == NULL:
+        return -1
+    dh, dh_next, dh_prev, drh = scratch, scratch + BH, scratch + 2 * BH, scratch + 3 * BH
+    memcpy(dh_next, dh_n, BH * sizeof(floating))
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        h_prev = Hs + (t + 1 if reverse else t) * BH
+        a_t = A + t * BH
+        dg = G + t * B * H3
+        gather_dh(dh, dh_next, dY + t * B * ldy, ldy, B, H, lengths, t)
+        for b in range(B):
+            if not active(lengths, t, b):
+                zero_row(dg + b * H3, H3)
+                zero_row(a_t + b * H, H)
+                continue
+            for j in range(H):
+                r = dg[b * H3 + j]
+                z = dg[b * H3 + H + j]
+                n = dg[b * H3 + 2 * H + j]
+                hp = h_prev[b * H + j]
+                d = dh[b * H + j]
+                # (6) dn = d (1 - z), dz = d (h_prev - n), dh_prev = d z (+ the GEMMs below)
+                dn_pre = d * (1 - z) * dtanh(n)                                    # (5)
+                dg[b * H3 + H + j] = d * (hp - n) * dsigmoid(z)                    # (3)
+                dg[b * H3 + 2 * H + j] = dn_pre
+                dh_prev[b * H + j] = d * z
+                if reset_after:
+                    dg[b * H3 + j] = dn_pre * a_t[b * H + j] * dsigmoid(r)         # (5a) -> (2)
+                    a_t[b * H + j] = dn_pre * r                                    # (5a) -> (4a)
+        if reset_after:
+            # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H];  (4a) dh_prev += dA[t] @ W_hn
+            gemm(False, False, B, H, 2 * H, <floating>1, dg, H3, W_hh, H, <floating>1, dh_prev, H)
+            gemm(False, False, B, H, H, <floating>1, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H)
+        else:
+            # (5b) drh = dn_pre @ W_hn
+            gemm(False, False, B, H, H, <floating>1, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H)
+            for b in range(B):
+                if not active(lengths, t, b):
+                    continue
+                for j in range(H):
+                    # (4b) dr = drh * h_prev, dh_prev += drh * r;  (2)
+                    r = dg[b * H3 + j]
+                    dh_prev[b * H + j] += drh[b * H + j] * r
+                    dg[b * H3 + j] = drh[b * H + j] * h_prev[b * H + j] * dsigmoid(r)
+            # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H]
+            gemm(False, False, B, H, 2 * H, <floating>1, dg, H3, W_hh, H, <floating>1, dh_prev, H)
+        hold_inactive(dh_prev, dh, B, H, lengths, t)
+        swap = dh_next
+        dh_next = dh_prev
+        dh_prev = swap
+    memcpy(dh0, dh_next, BH * sizeof(floating))
+    free(scratch)
+    h_prev = Hs + (BH if reverse else 0)
+    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih;  db_ih += dG.sum(0)
+    gemm(True, False, H3, I, TB, <floating>1, G, H3, X, I, <floating>1, dW_ih, I)
+    gemm(False, False, TB, I, H3, <floating>1, G, H3, W_ih, I, <floating>1, dX, I)
+    add_col_sums(db_ih, G, TB, H3, H3)
+    # (2), (3) dW_hh[:2H] += dG[:, :2H]^T @ H_prev;  db_hh[:2H] += dG[:, :2H].sum(0)
+    gemm(True, False, 2 * H, H, TB, <floating>1, G, H3, h_prev, H, <floating>1, dW_hh, H)
+    add_col_sums(db_hh, G, TB, 2 * H, H3)
+    if reset_after:
+        # (4a) dW_hn += dA^T @ H_prev;  db_hn += dA.sum(0)
+        gemm(True, False, H, H, TB, <floating>1, A, H, h_prev, H, <floating>1, dW_hh + 2 * H * H, H)
+        add_col_sums(db_hh + 2 * H if db_hh != NULL else NULL, A, TB, H, H)
+    else:
+        # (5b) dW_hn += dG[:, 2H:]^T @ RH;  db_hn += dG[:, 2H:].sum(0)
+        gemm(True, False, H, H, TB, <floating>1, G + 2 * H, H3, A, H, <floating>1, dW_hh + 2 * H * H, H)
+        add_col_sums(db_hh + 2 * H if db_hh != NULL else NULL, G + 2 * H, TB, H, H3)
+    return 0
+
+
+def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, A, bint reverse, bint reset_after):
+    """Run (1)-(7). X (T, B, I); h0 (B, H); Y (T, B, ldy) written at columns [col, col+H) or None;
+    G (T, B, 3H); Hs (nslots, B, H); A (T or 1, B, H); lengths (B,) int64 or None."""
+    cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
+    cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0, na = A.shape[0]
+    cdef int tn = cnp.PyArray_TYPE(X)
+    cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if Y is not None and (col < 0 or col + H > ldy or Y.shape[0] * Y.shape[1] != <Py_ssize_t>T * B):
+        raise ValueError(f"kernel argument Y: shape {Y.shape} cannot hold columns [{col}, {col + H})")
+    if nslots < 2 or (nslots != 2 and nslots != T + 1):
+        raise ValueError(f"kernel argument Hs: expected 2 or T+1={T + 1} slots, got {nslots}")
+    if na != 1 and na != T:
+        raise ValueError(f"kernel argument A: expected 1 or T={T} slots, got {na}")
+    if tn == cnp.NPY_FLOAT32:
+        _fwd_entry(<float>0, T, B, I, H, reverse, reset_after, X, W_ih, W_hh, b_ih, b_hh, h0, lp, Y, ldy, col,
+                   G, Hs, nslots, A, na, tn)
+    else:
+        _fwd_entry(<double>0, T, B, I, H, reverse, reset_after, X, W_ih, W_hh, b_ih, b_hh, h0, lp, Y, ldy, col,
+                   G, Hs, nslots, A, na, tn)
+
+
+cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bint reset_after,
+                    X, W_ih, W_hh, b_ih, b_hh, h0, int64_t* lp, Y, int ldy, int col,
+                    G, Hs, int nslots, A, int na, int tn) except -1:
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>3 * H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>3 * H * H, tn, "W_hh")
+    cdef const floating* bi = <floating*>opt_ptr(b_ih, 3 * H, tn, "b_ih")
+    cdef const floating* bh = <floating*>opt_ptr(b_hh, 3 * H, tn, "b_hh")
+    cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * H, tn, "h0")
+    cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
+    cdef floating* g = <floating*>data_ptr(G, TB * 3 * H, tn, "G")
+    cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * H, tn, "Hs")
+    cdef floating* a = <floating*>data_ptr(A, <Py_ssize_t>na * B * H, tn, "A")
+    cdef floating* gh
+    if (bi == NULL) != (bh == NULL):
+        raise ValueError("kernel arguments b_ih and b_hh: give both or neither")
+    gh = <floating*>malloc(<Py_ssize_t>B * 3 * H * sizeof(floating))
+    if gh == NULL:
+        raise MemoryError(f"cannot allocate {B * 3 * H * sizeof(floating)} bytes of GRU scratch")
+    with nogil:
+        _forward(T, B, I, H, reverse, reset_after, x, w_ih, w_hh, bi, bh, h_0, lp,
+                 y + col if y != NULL else NULL, ldy, g, hs, nslots, a, na, gh)
+    free(gh)
+    return 0
+
+
+def backward(X, W_ih, W_hh, lengths, Hs, A, G, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
+             bint reverse, bint reset_after):
+    """BPTT for one (layer, direction). G and A (from a training forward) are overwritten.
+    dY (T, B, ldy) read at columns [col, col+H); dX, dW_*, db_* are ADDED to; dh0 is written."""
+    cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
+    cdef int tn = cnp.PyArray_TYPE(X)
+    cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if Hs.shape[0] != T + 1 or A.shape[0] != T:
+        raise ValueError(f"kernel arguments Hs, A: expected T+1={T + 1} and T slots from a training forward")
+    if col < 0 or col + H > dY.shape[2] or dY.shape[0] != T or dY.shape[1] != B:
+        raise ValueError(f"kernel argument dY: shape {dY.shape} cannot hold columns [{col}, {col + H})")
+    if tn == cnp.NPY_FLOAT32:
+        return _bwd_entry(<float>0, T, B, I, H, reverse, reset_after, X, W_ih, W_hh, lp, Hs, A, G, dY, col,
+                          dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh, tn)
+    return _bwd_entry(<double>0, T, B, I, H, reverse, reset_after, X, W_ih, W_hh, lp, Hs, A, G, dY, col,
+                      dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh, tn)
+
+
+cdef int _bwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bint reset_after,
+                    X, W_ih, W_hh, int64_t* lp, Hs, A, G, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh,
+                    db_ih, db_hh, int tn) except -1:
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef int ldy = dY.shape[2]
+    cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>3 * H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>3 * H * H, tn, "W_hh")
+    cdef const floating* hs = <floating*>data_ptr(Hs, (TB + B) * H, tn, "Hs")
+    cdef floating* a = <floating*>data_ptr(A, TB * H, tn, "A")
+    cdef floating* g = <floating*>data_ptr(G, TB * 3 * H, tn, "G")
+    cdef const floating* dy = <floating*>data_ptr(dY, TB * ldy, tn, "dY")
+    cdef const floating* dhn = <floating*>data_ptr(dh_n, <Py_ssize_t>B * H, tn, "dh_n")
+    cdef floating* dx = <floating*>data_ptr(dX, TB * I, tn, "dX")
+    cdef floating* dh_0 = <floating*>data_ptr(dh0, <Py_ssize_t>B * H, tn, "dh0")
+    cdef floating* dw_ih = <floating*>data_ptr(dW_ih, <Py_ssize_t>3 * H * I, tn, "dW_ih")
+    cdef floating* dw_hh = <floating*>data_ptr(dW_hh, <Py_ssize_t>3 * H * H, tn, "dW_hh")
+    cdef floating* dbi = <floating*>opt_ptr(db_ih, 3 * H, tn, "db_ih")
+    cdef floating* dbh = <floating*>opt_ptr(db_hh, 3 * H, tn, "db_hh")
+    cdef int status
+    with nogil:
+        status = _backward(T, B, I, H, reverse, reset_after, x, w_ih, w_hh, lp, hs, a, g, dy + col, ldy, dhn,
+                           dx, dh_0, dw_ih, dw_hh, dbi, dbh)
+    if status != 0:
+        raise MemoryError("cannot allocate scratch memory for the GRU backward pass")
+    return 0

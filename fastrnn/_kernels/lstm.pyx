@@ -1,0 +1,296 @@
+"""LSTM (with PyTorch's optional projection): one layer, one direction, whole sequence, GIL released.
+
+Notation: T steps, B rows, I inputs, H cell units, P = proj_size or H (the size of h), gates i, f, g, o
+in PyTorch's order, each H wide, so G has 4H columns.
+
+    (1) G      = X @ W_ih^T                                  one GEMM over all T*B rows
+    (2) G[t]  += h_prev @ W_hh^T                             per step (GEMV at B=1)
+    (3) i, f, g, o = sig(.), sig(.), tanh(.), sig(.)  of  G[t] + b_ih + b_hh
+    (4) c_t    = f * c_prev + i * g
+    (5) r_t    = o * tanh(c_t)
+    (6) h_t    = r_t @ W_hr^T     with projection;  h_t = r_t  without
+    (7) Y[t]   = h_t                                         zero where t >= lengths[b]; states held there
+
+Slots: ``Hs`` (nslots, B, P) and ``Cs`` (nslots, B, H) as in rnn.pyx (2 for inference, T+1 for
+training). ``R`` holds r_t when projecting: (T, B, H) for training, (1, B, H) for inference. Training
+keeps G (the gate activations), Hs, Cs and R; backward overwrites G with dG.
+"""
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+from numpy cimport int64_t
+
+from .activations cimport dsigmoid, dtanh, sigmoid, tanh_
+from .arrays cimport data_ptr, opt_ptr
+from .blas cimport gemm
+from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
+
+cnp.import_array()
+
+
+cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
+                   const floating* X, const floating* W_ih, const floating* W_hh, const floating* W_hr,
+                   const floating* b_ih, const floating* b_hh, const floating* h0, const floating* c0,
+                   const int64_t* lengths, floating* Y, int ldy,
+                   floating* G, floating* Hs, floating* Cs, int nslots, floating* R, int nr) noexcept nogil:
+    cdef int s, t, b, j, first, k_prev, k_new
+    cdef int H4 = 4 * H
+    cdef Py_ssize_t BP = <Py_ssize_t>B * P, BH = <Py_ssize_t>B * H
+    cdef floating* g
+    cdef floating* h_prev
+    cdef floating* h_t
+    cdef floating* c_prev
+    cdef floating* c_t
+    cdef floating* r_t
+    cdef floating i_, f_, g_, o_, c
+    # (1) G = X @ W_ih^T
+    gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
+    first = T if reverse else 0
+    memcpy(Hs + (first % nslots) * BP, h0, BP * sizeof(floating))
+    memcpy(Cs + (first % nslots) * BH, c0, BH * sizeof(floating))
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        k_prev = (t + 1 if reverse else t) % nslots
+        k_new = (t if reverse else t + 1) % nslots
+        h_prev, h_t = Hs + k_prev * BP, Hs + k_new * BP
+        c_prev, c_t = Cs + k_prev * BH, Cs + k_new * BH
+        r_t = R + (t % nr) * BH if W_hr != NULL else h_t
+        g = G + t * B * H4
+        # (2) g += h_prev @ W_hh^T
+        gemm(False, True, B, H4, P, <floating>1, h_prev, P, W_hh, P, <floating>1, g, H4)
+        for b in range(B):
+            if not active(lengths, t, b):
+                if W_hr != NULL:
+                    zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
+                continue
+            for j in range(H):
+                i_ = g[b * H4 + j]
+                f_ = g[b * H4 + H + j]
+                g_ = g[b * H4 + 2 * H + j]
+                o_ = g[b * H4 + 3 * H + j]
+                if b_ih != NULL:
+                    i_ = i_ + b_ih[j] + b_hh[j]
+                    f_ = f_ + b_ih[H + j] + b_hh[H + j]
+                    g_ = g_ + b_ih[2 * H + j] + b_hh[2 * H + j]
+                    o_ = o_ + b_ih[3 * H + j] + b_hh[3 * H + j]
+                # (3)
+                i_ = sigmoid(i_)
+                f_ = sigmoid(f_)
+                g_ = tanh_(g_)
+                o_ = sigmoid(o_)
+                g[b * H4 + j] = i_
+                g[b * H4 + H + j] = f_
+                g[b * H4 + 2 * H + j] = g_
+                g[b * H4 + 3 * H + j] = o_
+                # (4) and (5)
+                c = f_ * c_prev[b * H + j] + i_ * g_
+                c_t[b * H + j] = c
+                r_t[b * H + j] = o_ * tanh_(c)
+        if W_hr != NULL:
+            # (6) h_t = r_t @ W_hr^T
+            gemm(False, True, B, P, H, <floating>1, r_t, H, W_hr, H, <floating>0, h_t, P)
+        hold_inactive(h_t, h_prev, B, P, lengths, t)
+        hold_inactive(c_t, c_prev, B, H, lengths, t)
+        # (7) Y[t] = h_t
+        emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, P, lengths, t)
+
+
+cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
+                   const floating* X, const floating* W_ih, const floating* W_hh, const floating* W_hr,
+                   const int64_t* lengths, const floating* Hs, const floating* Cs, const floating* R,
+                   floating* G, const floating* dY, int ldy, const floating* dh_n, const floating* dc_n,
+                   floating* dX, floating* dh0, floating* dc0, floating* dW_ih, floating* dW_hh, floating* dW_hr,
+                   floating* db_ih, floating* db_hh) noexcept nogil:
+    """BPTT through (1)-(7); G is overwritten by dG. Returns -1 when scratch cannot be allocated."""
+    cdef int s, t, b, j, k_prev, k_new
+    cdef int H4 = 4 * H
+    cdef Py_ssize_t BP = <Py_ssize_t>B * P, BH = <Py_ssize_t>B * H, TB = <Py_ssize_t>T * B
+    cdef bint proj = W_hr != NULL
+    # scratch: dh, dh_next, dh_prev (B, P); dc_next, dc_prev, dr (B, H); dH (T, B, P) for dW_hr
+    cdef Py_ssize_t n_scratch = 3 * BP + 3 * BH + (TB * P if proj else 0)
+    cdef floating* scratch = <floating*>malloc(n_scratch * sizeof(floating))
+    cdef floating* dh
+    cdef floating* dh_next
+    cdef floating* dh_prev
+    cdef floating* dc_next
+    cdef floating* dc_prev
+    cdef floating* dr
+    cdef floating* dH
+    cdef floating* swap
+    cdef floating* dg
+    cdef const floating* c_t
+    cdef const floating* c_prev
+    cdef floating i_, f_, g_, o_, tc, dc, do_
+    if scratch == NULL:
+        return -1
+    dh, dh_next, dh_prev = scratch, scratch + BP, scratch + 2 * BP
+    dc_next, dc_prev, dr = scratch + 3 * BP, scratch + 3 * BP + BH, scratch + 3 * BP + 2 * BH
+    dH = scratch + 3 * BP + 3 * BH
+    memcpy(dh_next, dh_n, BP * sizeof(floating))
+    memcpy(dc_next, dc_n, BH * sizeof(floating))
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        k_prev = t + 1 if reverse else t
+        k_new = t if reverse else t + 1
+        c_prev, c_t = Cs + k_prev * BH, Cs + k_new * BH
+        dg = G + t * B * H4
+        gather_dh(dh, dh_next, dY + t * B * ldy, ldy, B, P, lengths, t)
+        if proj:
+            # (6) dr = dh @ W_hr; dW_hr later from dH = dh of active rows (inactive rows: 0)
+            memcpy(dH + t * BP, dh, BP * sizeof(floating))
+            for b in range(B):
+                if not active(lengths, t, b):
+                    zero_row(dH + t * BP + b * P, P)
+            gemm(False, False, B, H, P, <floating>1, dH + t * BP, P, W_hr, H, <floating>0, dr, H)
+        else:
+            memcpy(dr, dh, BH * sizeof(floating))
+        for b in range(B):
+            if not active(lengths, t, b):
+                zero_row(dg + b * H4, H4)
+                memcpy(dc_prev + b * H, dc_next + b * H, H * sizeof(floating))
+                continue
+            for j in range(H):
+                i_ = dg[b * H4 + j]
+                f_ = dg[b * H4 + H + j]
+                g_ = dg[b * H4 + 2 * H + j]
+                o_ = dg[b * H4 + 3 * H + j]
+                tc = tanh_(c_t[b * H + j])
+                # (5) do = dr * tanh(c_t);  dc = dc_next + dr * o * tanh'(c_t)
+                do_ = dr[b * H + j] * tc
+                dc = dc_next[b * H + j] + dr[b * H + j] * o_ * dtanh(tc)
+                # (4) dc_prev = dc * f;  (3) pre-activation gradients
+                dc_prev[b * H + j] = dc * f_
+                dg[b * H4 + j] = dc * g_ * dsigmoid(i_)
+                dg[b * H4 + H + j] = dc * c_prev[b * H + j] * dsigmoid(f_)
+                dg[b * H4 + 2 * H + j] = dc * i_ * dtanh(g_)
+                dg[b * H4 + 3 * H + j] = do_ * dsigmoid(o_)
+        # (2) dh_prev = dG[t] @ W_hh
+        gemm(False, False, B, P, H4, <floating>1, dg, H4, W_hh, P, <floating>0, dh_prev, P)
+        hold_inactive(dh_prev, dh, B, P, lengths, t)
+        swap = dh_next
+        dh_next = dh_prev
+        dh_prev = swap
+        swap = dc_next
+        dc_next = dc_prev
+        dc_prev = swap
+    memcpy(dh0, dh_next, BP * sizeof(floating))
+    memcpy(dc0, dc_next, BH * sizeof(floating))
+    if proj:
+        # (6) dW_hr += dH^T @ R
+        gemm(True, False, P, H, TB, <floating>1, dH, P, R, H, <floating>1, dW_hr, H)
+    free(scratch)
+    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
+    gemm(True, False, H4, I, TB, <floating>1, G, H4, X, I, <floating>1, dW_ih, I)
+    gemm(False, False, TB, I, H4, <floating>1, G, H4, W_ih, I, <floating>1, dX, I)
+    # (2) dW_hh += dG^T @ H_prev
+    gemm(True, False, H4, P, TB, <floating>1, G, H4, Hs + (BP if reverse else 0), P, <floating>1, dW_hh, P)
+    # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
+    add_col_sums(db_ih, G, TB, H4, H4)
+    add_col_sums(db_hh, G, TB, H4, H4)
+    return 0
+
+
+def forward(X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lengths, Y, int col, G, Hs, Cs, R, bint reverse):
+    """Run (1)-(7). X (T, B, I); h0 (B, P); c0 (B, H); Y (T, B, ldy) written at columns [col, col+P)
+    or None; G (T, B, 4H); Hs (nslots, B, P); Cs (nslots, B, H); R (T or 1, B, H) or None without
+    projection (W_hr None); lengths (B,) int64 or None."""
+    cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[0] // 4, P = W_hh.shape[1]
+    cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0
+    cdef int nr = R.shape[0] if R is not None else 1
+    cdef int tn = cnp.PyArray_TYPE(X)
+    cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if Y is not None and (col < 0 or col + P > ldy or Y.shape[0] * Y.shape[1] != <Py_ssize_t>T * B):
+        raise ValueError(f"kernel argument Y: shape {Y.shape} cannot hold columns [{col}, {col + P})")
+    if nslots < 2 or (nslots != 2 and nslots != T + 1) or Cs.shape[0] != nslots:
+        raise ValueError(f"kernel arguments Hs, Cs: expected 2 or T+1={T + 1} slots each, got {nslots}, {Cs.shape[0]}")
+    if (W_hr is None) != (R is None) or (R is not None and nr != 1 and nr != T):
+        raise ValueError("kernel arguments W_hr, R: give both (R with 1 or T slots) or neither")
+    if tn == cnp.NPY_FLOAT32:
+        _fwd_entry(<float>0, T, B, I, H, P, reverse, X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lp, Y, ldy, col,
+                   G, Hs, Cs, nslots, R, nr, tn)
+    else:
+        _fwd_entry(<double>0, T, B, I, H, P, reverse, X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lp, Y, ldy, col,
+                   G, Hs, Cs, nslots, R, nr, tn)
+
+
+cdef int _fwd_entry(floating kind, int T, int B, int I, int H, int P, bint reverse,
+                    X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, int64_t* lp, Y, int ldy, int col,
+                    G, Hs, Cs, int nslots, R, int nr, int tn) except -1:
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>4 * H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>4 * H * P, tn, "W_hh")
+    cdef const floating* w_hr = <floating*>opt_ptr(W_hr, <Py_ssize_t>P * H, tn, "W_hr")
+    cdef const floating* bi = <floating*>opt_ptr(b_ih, 4 * H, tn, "b_ih")
+    cdef const floating* bh = <floating*>opt_ptr(b_hh, 4 * H, tn, "b_hh")
+    cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * P, tn, "h0")
+    cdef const floating* c_0 = <floating*>data_ptr(c0, <Py_ssize_t>B * H, tn, "c0")
+    cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
+    cdef floating* g = <floating*>data_ptr(G, TB * 4 * H, tn, "G")
+    cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * P, tn, "Hs")
+    cdef floating* cs = <floating*>data_ptr(Cs, <Py_ssize_t>nslots * B * H, tn, "Cs")
+    cdef floating* r = <floating*>opt_ptr(R, <Py_ssize_t>nr * B * H, tn, "R")
+    if (bi == NULL) != (bh == NULL):
+        raise ValueError("kernel arguments b_ih and b_hh: give both or neither")
+    if w_hr == NULL and P != H:
+        raise ValueError(f"kernel argument W_hh: {P} columns without projection, expected H={H}")
+    with nogil:
+        _forward(T, B, I, H, P, reverse, x, w_ih, w_hh, w_hr, bi, bh, h_0, c_0, lp,
+                 y + col if y != NULL else NULL, ldy, g, hs, cs, nslots, r, nr)
+    return 0
+
+
+def backward(X, W_ih, W_hh, W_hr, lengths, Hs, Cs, R, G, dY, int col, dh_n, dc_n, dX, dh0, dc0,
+             dW_ih, dW_hh, dW_hr, db_ih, db_hh, bint reverse):
+    """BPTT for one (layer, direction). G (from a training forward) is overwritten by dG.
+    dY (T, B, ldy) read at columns [col, col+P); dX, dW_*, db_* are ADDED to; dh0, dc0 are written."""
+    cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[0] // 4, P = W_hh.shape[1]
+    cdef int tn = cnp.PyArray_TYPE(X)
+    cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if Hs.shape[0] != T + 1 or Cs.shape[0] != T + 1:
+        raise ValueError(f"kernel arguments Hs, Cs: expected T+1={T + 1} slots from a training forward")
+    if (W_hr is None) != (R is None) or (R is not None and R.shape[0] != T):
+        raise ValueError("kernel arguments W_hr, R: give both (R with T slots) or neither")
+    if col < 0 or col + P > dY.shape[2] or dY.shape[0] != T or dY.shape[1] != B:
+        raise ValueError(f"kernel argument dY: shape {dY.shape} cannot hold columns [{col}, {col + P})")
+    if tn == cnp.NPY_FLOAT32:
+        return _bwd_entry(<float>0, T, B, I, H, P, reverse, X, W_ih, W_hh, W_hr, lp, Hs, Cs, R, G, dY, col,
+                          dh_n, dc_n, dX, dh0, dc0, dW_ih, dW_hh, dW_hr, db_ih, db_hh, tn)
+    return _bwd_entry(<double>0, T, B, I, H, P, reverse, X, W_ih, W_hh, W_hr, lp, Hs, Cs, R, G, dY, col,
+                      dh_n, dc_n, dX, dh0, dc0, dW_ih, dW_hh, dW_hr, db_ih, db_hh, tn)
+
+
+cdef int _bwd_entry(floating kind, int T, int B, int I, int H, int P, bint reverse,
+                    X, W_ih, W_hh, W_hr, int64_t* lp, Hs, Cs, R, G, dY, int col, dh_n, dc_n, dX, dh0, dc0,
+                    dW_ih, dW_hh, dW_hr, db_ih, db_hh, int tn) except -1:
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef int ldy = dY.shape[2]
+    cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>4 * H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>4 * H * P, tn, "W_hh")
+    cdef const floating* w_hr = <floating*>opt_ptr(W_hr, <Py_ssize_t>P * H, tn, "W_hr")
+    cdef const floating* hs = <floating*>data_ptr(Hs, (TB + B) * P, tn, "Hs")
+    cdef const floating* cs = <floating*>data_ptr(Cs, (TB + B) * H, tn, "Cs")
+    cdef const floating* r = <floating*>opt_ptr(R, TB * H, tn, "R")
+    cdef floating* g = <floating*>data_ptr(G, TB * 4 * H, tn, "G")
+    cdef const floating* dy = <floating*>data_ptr(dY, TB * ldy, tn, "dY")
+    cdef const floating* dhn = <floating*>data_ptr(dh_n, <Py_ssize_t>B * P, tn, "dh_n")
+    cdef const floating* dcn = <floating*>data_ptr(dc_n, <Py_ssize_t>B * H, tn, "dc_n")
+    cdef floating* dx = <floating*>data_ptr(dX, TB * I, tn, "dX")
+    cdef floating* dh_0 = <floating*>data_ptr(dh0, <Py_ssize_t>B * P, tn, "dh0")
+    cdef floating* dc_0 = <floating*>data_ptr(dc0, <Py_ssize_t>B * H, tn, "dc0")
+    cdef floating* dw_ih = <floating*>data_ptr(dW_ih, <Py_ssize_t>4 * H * I, tn, "dW_ih")
+    cdef floating* dw_hh = <floating*>data_ptr(dW_hh, <Py_ssize_t>4 * H * P, tn, "dW_hh")
+    cdef floating* dw_hr = <floating*>opt_ptr(dW_hr, <Py_ssize_t>P * H, tn, "dW_hr")
+    cdef floating* dbi = <floating*>opt_ptr(db_ih, 4 * H, tn, "db_ih")
+    cdef floating* dbh = <floating*>opt_ptr(db_hh, 4 * H, tn, "db_hh")
+    cdef int status
+    if (w_hr == NULL) != (dw_hr == NULL):
+        raise ValueError("kernel arguments W_hr and dW_hr: give both or neither")
+    with nogil:
+        status = _backward(T, B, I, H, P, reverse, x, w_ih, w_hh, w_hr, lp, hs, cs, r, g, dy + col, ldy,
+                           dhn, dcn, dx, dh_0, dc_0, dw_ih, dw_hh, dw_hr, dbi, dbh)
+    if status != 0:
+        raise MemoryError("cannot allocate scratch memory for the LSTM backward pass")
+    return 0

@@ -1,0 +1,202 @@
+"""Elman RNN: one layer, one direction, the whole sequence per call, GIL released.
+
+Notation: T steps, B rows, I inputs, H hidden units; act is tanh or relu.
+
+    (1) G      = X @ W_ih^T                        all T*B rows in one GEMM, before the loop
+    (2) G[t]  += h_prev @ W_hh^T                   the recurrence, one GEMM (GEMV at B=1) per step
+    (3) h_t    = act(G[t] + b_ih + b_hh)
+    (4) Y[t]   = h_t                               zero where t >= lengths[b]; h_t = h_prev there
+
+State history ``Hs`` has ``nslots`` slots of (B, H): 2 for inference (ping-pong), T+1 for training,
+where slot k % nslots holds h after processing time index k-1 (forward) or k (reverse); h0 goes in
+the slot before the first step. Training keeps Hs; backward needs nothing else.
+"""
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+from numpy cimport int64_t
+
+from .activations cimport drelu, dtanh, relu, tanh_
+from .arrays cimport data_ptr, opt_ptr
+from .blas cimport gemm
+from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
+
+cnp.import_array()
+
+
+cdef void _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
+                   const floating* X, const floating* W_ih, const floating* W_hh,
+                   const floating* b_ih, const floating* b_hh, const floating* h0,
+                   const int64_t* lengths, floating* Y, int ldy,
+                   floating* G, floating* Hs, int nslots) noexcept nogil:
+    cdef int s, t, b, j, first
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef floating* g
+    cdef floating* h_prev
+    cdef floating* h_t
+    cdef floating pre
+    # (1) G = X @ W_ih^T
+    gemm(False, True, T * B, H, I, <floating>1, X, I, W_ih, I, <floating>0, G, H)
+    first = T if reverse else 0
+    memcpy(Hs + (first % nslots) * BH, h0, BH * sizeof(floating))
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        h_prev = Hs + ((t + 1 if reverse else t) % nslots) * BH
+        h_t = Hs + ((t if reverse else t + 1) % nslots) * BH
+        g = G + t * BH
+        # (2) g += h_prev @ W_hh^T
+        gemm(False, True, B, H, H, <floating>1, h_prev, H, W_hh, H, <floating>1, g, H)
+        for b in range(B):
+            if not active(lengths, t, b):
+                continue
+            for j in range(H):
+                # (3) h_t = act(g + b_ih + b_hh)
+                pre = g[b * H + j]
+                if b_ih != NULL:
+                    pre = pre + b_ih[j] + b_hh[j]
+                h_t[b * H + j] = relu(pre) if use_relu else tanh_(pre)
+        hold_inactive(h_t, h_prev, B, H, lengths, t)
+        # (4) Y[t] = h_t
+        emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
+
+
+cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
+                   const floating* X, const floating* W_ih, const floating* W_hh,
+                   const int64_t* lengths, const floating* Hs, floating* G,
+                   const floating* dY, int ldy, const floating* dh_n,
+                   floating* dX, floating* dh0, floating* dW_ih, floating* dW_hh,
+                   floating* db_ih, floating* db_hh) noexcept nogil:
+    """BPTT through (1)-(4); G is overwritten by dG. Returns -1 when scratch cannot be allocated."""
+    cdef int s, t, b, j
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef floating* dh = <floating*>malloc(3 * BH * sizeof(floating))
+    cdef floating* dh_next
+    cdef floating* dh_prev
+    cdef floating* swap
+    cdef floating* dg
+    cdef const floating* h_t
+    if dh == NULL:
+        return -1
+    dh_next = dh + BH
+    dh_prev = dh + 2 * BH
+    memcpy(dh_next, dh_n, BH * sizeof(floating))
+    for s in range(T):
+        t = s if reverse else T - 1 - s
+        h_t = Hs + (t if reverse else t + 1) * BH
+        dg = G + t * BH
+        gather_dh(dh, dh_next, dY + <Py_ssize_t>t * B * ldy, ldy, B, H, lengths, t)
+        for b in range(B):
+            if not active(lengths, t, b):
+                zero_row(dg + b * H, H)
+                continue
+            for j in range(H):
+                # (3) dG = dh * act'(h_t)
+                if use_relu:
+                    dg[b * H + j] = dh[b * H + j] * drelu(h_t[b * H + j])
+                else:
+                    dg[b * H + j] = dh[b * H + j] * dtanh(h_t[b * H + j])
+        # (2) dh_prev = dG[t] @ W_hh
+        gemm(False, False, B, H, H, <floating>1, dg, H, W_hh, H, <floating>0, dh_prev, H)
+        hold_inactive(dh_prev, dh, B, H, lengths, t)
+        swap = dh_next
+        dh_next = dh_prev
+        dh_prev = swap
+    memcpy(dh0, dh_next, BH * sizeof(floating))
+    free(dh)
+    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
+    gemm(True, False, H, I, TB, <floating>1, G, H, X, I, <floating>1, dW_ih, I)
+    gemm(False, False, TB, I, H, <floating>1, G, H, W_ih, I, <floating>1, dX, I)
+    # (2) dW_hh += dG^T @ H_prev, H_prev = the T slots before each step's output
+    gemm(True, False, H, H, TB, <floating>1, G, H, Hs + (BH if reverse else 0), H, <floating>1, dW_hh, H)
+    # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
+    add_col_sums(db_ih, G, TB, H, H)
+    add_col_sums(db_hh, G, TB, H, H)
+    return 0
+
+
+def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, bint reverse, bint use_relu):
+    """Run (1)-(4). X (T, B, I); h0 (B, H); Y (T, B, ldy) written at columns [col, col+H) or None;
+    G (T, B, H) scratch; Hs (nslots, B, H) state slots; lengths (B,) int64 or None."""
+    cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
+    cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0
+    cdef int tn = cnp.PyArray_TYPE(X)
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if Y is not None and (col < 0 or col + H > ldy or Y.shape[0] * Y.shape[1] != TB):
+        raise ValueError(f"kernel argument Y: shape {Y.shape} cannot hold columns [{col}, {col + H})")
+    if nslots < 2 or (nslots != 2 and nslots != T + 1):
+        raise ValueError(f"kernel argument Hs: expected 2 or T+1={T + 1} slots, got {nslots}")
+    if tn == cnp.NPY_FLOAT32:
+        _fwd_entry(<float>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, b_ih, b_hh, h0, lp, Y, ldy, col,
+                   G, Hs, nslots, tn)
+    else:
+        _fwd_entry(<double>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, b_ih, b_hh, h0, lp, Y, ldy, col,
+                   G, Hs, nslots, tn)
+
+
+cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bint use_relu,
+                    X, W_ih, W_hh, b_ih, b_hh, h0, int64_t* lp, Y, int ldy, int col,
+                    G, Hs, int nslots, int tn) except -1:
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>H * H, tn, "W_hh")
+    cdef const floating* bi = <floating*>opt_ptr(b_ih, H, tn, "b_ih")
+    cdef const floating* bh = <floating*>opt_ptr(b_hh, H, tn, "b_hh")
+    cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * H, tn, "h0")
+    cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
+    cdef floating* g = <floating*>data_ptr(G, TB * H, tn, "G")
+    cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * H, tn, "Hs")
+    if (bi == NULL) != (bh == NULL):
+        raise ValueError("kernel arguments b_ih and b_hh: give both or neither")
+    with nogil:
+        _forward(T, B, I, H, reverse, use_relu, x, w_ih, w_hh, bi, bh, h_0, lp,
+                 y + col if y != NULL else NULL, ldy, g, hs, nslots)
+    return 0
+
+
+def backward(X, W_ih, W_hh, lengths, Hs, G, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
+             bint reverse, bint use_relu):
+    """BPTT for one (layer, direction). G (from a training forward) is overwritten by dG.
+    dY (T, B, ldy) read at columns [col, col+H); dX, dW_*, db_* are ADDED to; dh0 is written."""
+    cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
+    cdef int tn = cnp.PyArray_TYPE(X)
+    cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if Hs.shape[0] != T + 1:
+        raise ValueError(f"kernel argument Hs: expected T+1={T + 1} slots from a training forward, got {Hs.shape[0]}")
+    if col < 0 or col + H > dY.shape[2] or dY.shape[0] != T or dY.shape[1] != B:
+        raise ValueError(f"kernel argument dY: shape {dY.shape} cannot hold columns [{col}, {col + H})")
+    if tn == cnp.NPY_FLOAT32:
+        return _bwd_entry(<float>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, lp, Hs, G, dY, col, dh_n,
+                          dX, dh0, dW_ih, dW_hh, db_ih, db_hh, tn)
+    return _bwd_entry(<double>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, lp, Hs, G, dY, col, dh_n,
+                      dX, dh0, dW_ih, dW_hh, db_ih, db_hh, tn)
+
+
+cdef int _bwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bint use_relu,
+                    X, W_ih, W_hh, int64_t* lp, Hs, G, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh,
+                    db_ih, db_hh, int tn) except -1:
+    cdef Py_ssize_t TB = <Py_ssize_t>T * B
+    cdef int ldy = dY.shape[2]
+    cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>H * H, tn, "W_hh")
+    cdef const floating* hs = <floating*>data_ptr(Hs, (TB + B) * H, tn, "Hs")
+    cdef floating* g = <floating*>data_ptr(G, TB * H, tn, "G")
+    cdef const floating* dy = <floating*>data_ptr(dY, TB * ldy, tn, "dY")
+    cdef const floating* dhn = <floating*>data_ptr(dh_n, <Py_ssize_t>B * H, tn, "dh_n")
+    cdef floating* dx = <floating*>data_ptr(dX, TB * I, tn, "dX")
+    cdef floating* dh_0 = <floating*>data_ptr(dh0, <Py_ssize_t>B * H, tn, "dh0")
+    cdef floating* dw_ih = <floating*>data_ptr(dW_ih, <Py_ssize_t>H * I, tn, "dW_ih")
+    cdef floating* dw_hh = <floating*>data_ptr(dW_hh, <Py_ssize_t>H * H, tn, "dW_hh")
+    cdef floating* dbi = <floating*>opt_ptr(db_ih, H, tn, "db_ih")
+    cdef floating* dbh = <floating*>opt_ptr(db_hh, H, tn, "db_hh")
+    cdef int status
+    with nogil:
+        status = _backward(T, B, I, H, reverse, use_relu, x, w_ih, w_hh, lp, hs, g, dy + col, ldy, dhn,
+                           dx, dh_0, dw_ih, dw_hh, dbi, dbh)
+    if status != 0:
+        raise MemoryError(f"cannot allocate {3 * B * H * sizeof(floating)} bytes of scratch for the RNN backward pass")
+    return 0

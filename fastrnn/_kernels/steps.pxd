@@ -1,0 +1,63 @@
+# Row helpers shared by the three time-step kernels. Notation: B rows of a batch, a row is
+# "active" at step t when t < lengths[b] (or always, when lengths is NULL); an inactive row
+# outputs zeros, keeps its state, and passes its state gradient through unchanged.
+from cython cimport floating
+from libc.string cimport memcpy, memset
+from numpy cimport int64_t
+
+
+cdef inline bint active(const int64_t* lengths, int t, int b) noexcept nogil:
+    return lengths == NULL or t < lengths[b]
+
+
+cdef inline void emit(floating* y_t, int ldy, const floating* h_t, int B, int P,
+                      const int64_t* lengths, int t) noexcept nogil:
+    # Y[t, b, col:col+P] = h_t[b] if active else 0
+    cdef int b
+    if y_t == NULL:
+        return
+    for b in range(B):
+        if active(lengths, t, b):
+            memcpy(y_t + <Py_ssize_t>b * ldy, h_t + <Py_ssize_t>b * P, P * sizeof(floating))
+        else:
+            memset(y_t + <Py_ssize_t>b * ldy, 0, P * sizeof(floating))
+
+
+cdef inline void hold_inactive(floating* new, const floating* prev, int B, int n,
+                               const int64_t* lengths, int t) noexcept nogil:
+    # new[b] = prev[b] for every inactive row b (its state does not move)
+    cdef int b
+    if lengths == NULL:
+        return
+    for b in range(B):
+        if not active(lengths, t, b):
+            memcpy(new + <Py_ssize_t>b * n, prev + <Py_ssize_t>b * n, n * sizeof(floating))
+
+
+cdef inline void gather_dh(floating* dh, const floating* dh_next, const floating* dy_t, int ldy,
+                           int B, int P, const int64_t* lengths, int t) noexcept nogil:
+    # dh[b] = dh_next[b] + dY[t, b] for active rows; dh_next[b] for inactive rows (no output there)
+    cdef int b, j
+    cdef Py_ssize_t o
+    for b in range(B):
+        o = <Py_ssize_t>b * P
+        if active(lengths, t, b):
+            for j in range(P):
+                dh[o + j] = dh_next[o + j] + dy_t[<Py_ssize_t>b * ldy + j]
+        else:
+            memcpy(dh + o, dh_next + o, P * sizeof(floating))
+
+
+cdef inline void zero_row(floating* a, int n) noexcept nogil:
+    memset(a, 0, n * sizeof(floating))
+
+
+cdef inline void add_col_sums(floating* db, const floating* dG, Py_ssize_t rows, int n, int ld) noexcept nogil:
+    # db[:n] += dG[:rows, :n].sum(axis=0)
+    cdef Py_ssize_t r
+    cdef int j
+    if db == NULL:
+        return
+    for r in range(rows):
+        for j in range(n):
+            db[j] += dG[r * ld + j]
