@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 # ---- core recurrent layers and cells ----
 from .layers.recurrent import GRU, LSTM, RNN  # noqa: E402
-# from .layers.cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .layers.cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
 
 # ---- other layers, losses, optimizers, training, models, io (one import line per module) ----
 

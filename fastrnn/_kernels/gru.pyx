@@ -33,10 +33,6 @@ from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_r
 cnp.import_array()
 
 
-cdef inline floating _bias(const floating* b_ih, const floating* b_hh, int k) noexcept nogil:
-    return b_ih[k] + b_hh[k] if b_ih != NULL else 0
-
-
 cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
                    const floating* X, const floating* W_ih, const floating* W_hh,
                    const floating* b_ih, const floating* b_hh, const floating* h0,
@@ -68,15 +64,10 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
                     zero_row(a_t + b * H, H)  # read by dW_hh's GEMM in backward: must be finite
                     continue
                 for j in range(H):
-                    r = sigmoid(g[b * H3 + j] + Gh[b * H3 + j] + _bias(b_ih, b_hh, j))              # (2)
-                    z = sigmoid(g[b * H3 + H + j] + Gh[b * H3 + H + j] + _bias(b_ih, b_hh, H + j))  # (3)
-                    hn = Gh[b * H3 + 2 * H + j]                                                     # (4a)
-                    if b_hh != NULL:
-                        hn = hn + b_hh[2 * H + j]
-                    n = g[b * H3 + 2 * H + j] + r * hn                                              # (5a)
-                    if b_ih != NULL:
-                        n = n + b_ih[2 * H + j]
-                    n = tanh_(n)
+                    r = sigmoid(g[b * H3 + j] + b_ih[j] + Gh[b * H3 + j] + b_hh[j])                  # (2)
+                    z = sigmoid(g[b * H3 + H + j] + b_ih[H + j] + Gh[b * H3 + H + j] + b_hh[H + j])  # (3)
+                    hn = Gh[b * H3 + 2 * H + j] + b_hh[2 * H + j]                                    # (4a)
+                    n = tanh_(g[b * H3 + 2 * H + j] + b_ih[2 * H + j] + r * hn)                      # (5a)
                     g[b * H3 + j] = r
                     g[b * H3 + H + j] = z
                     g[b * H3 + 2 * H + j] = n
@@ -90,9 +81,9 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
                     zero_row(a_t + b * H, H)
                     continue
                 for j in range(H):
-                    r = sigmoid(g[b * H3 + j] + _bias(b_ih, b_hh, j))
+                    r = sigmoid(g[b * H3 + j] + b_ih[j] + b_hh[j])
                     g[b * H3 + j] = r
-                    g[b * H3 + H + j] = sigmoid(g[b * H3 + H + j] + _bias(b_ih, b_hh, H + j))
+                    g[b * H3 + H + j] = sigmoid(g[b * H3 + H + j] + b_ih[H + j] + b_hh[H + j])
                     a_t[b * H + j] = r * h_prev[b * H + j]                                          # (4b)
             # (5b) g[:, 2H:] += rh @ W_hn^T
             gemm(False, True, B, H, H, <floating>1, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
@@ -100,7 +91,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
                 if not active(lengths, t, b):
                     continue
                 for j in range(H):
-                    n = tanh_(g[b * H3 + 2 * H + j] + _bias(b_ih, b_hh, 2 * H + j))
+                    n = tanh_(g[b * H3 + 2 * H + j] + b_ih[2 * H + j] + b_hh[2 * H + j])
                     g[b * H3 + 2 * H + j] = n
                     z = g[b * H3 + H + j]
                     h_t[b * H + j] = (1 - z) * n + z * h_prev[b * H + j]                            # (6)
@@ -203,7 +194,8 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
 
 def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, A, bint reverse, bint reset_after):
     """Run (1)-(7). X (T, B, I); h0 (B, H); Y (T, B, ldy) written at columns [col, col+H) or None;
-    G (T, B, 3H); Hs (nslots, B, H); A (T or 1, B, H); lengths (B,) int64 or None."""
+    G (T, B, 3H); Hs (nslots, B, H); A (T or 1, B, H); lengths (B,) int64 or None. b_ih, b_hh are
+    required (pass zeros for a layer without bias)."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
     cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0, na = A.shape[0]
     cdef int tn = cnp.PyArray_TYPE(X)
@@ -229,16 +221,14 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
     cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>3 * H * I, tn, "W_ih")
     cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>3 * H * H, tn, "W_hh")
-    cdef const floating* bi = <floating*>opt_ptr(b_ih, 3 * H, tn, "b_ih")
-    cdef const floating* bh = <floating*>opt_ptr(b_hh, 3 * H, tn, "b_hh")
+    cdef const floating* bi = <floating*>data_ptr(b_ih, 3 * H, tn, "b_ih")
+    cdef const floating* bh = <floating*>data_ptr(b_hh, 3 * H, tn, "b_hh")
     cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * H, tn, "h0")
     cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
     cdef floating* g = <floating*>data_ptr(G, TB * 3 * H, tn, "G")
     cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * H, tn, "Hs")
     cdef floating* a = <floating*>data_ptr(A, <Py_ssize_t>na * B * H, tn, "A")
     cdef floating* gh
-    if (bi == NULL) != (bh == NULL):
-        raise ValueError("kernel arguments b_ih and b_hh: give both or neither")
     gh = <floating*>malloc(<Py_ssize_t>B * 3 * H * sizeof(floating))
     if gh == NULL:
         raise MemoryError(f"cannot allocate {B * 3 * H * sizeof(floating)} bytes of GRU scratch")

@@ -65,20 +65,11 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
                     zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
                 continue
             for j in range(H):
-                i_ = g[b * H4 + j]
-                f_ = g[b * H4 + H + j]
-                g_ = g[b * H4 + 2 * H + j]
-                o_ = g[b * H4 + 3 * H + j]
-                if b_ih != NULL:
-                    i_ = i_ + b_ih[j] + b_hh[j]
-                    f_ = f_ + b_ih[H + j] + b_hh[H + j]
-                    g_ = g_ + b_ih[2 * H + j] + b_hh[2 * H + j]
-                    o_ = o_ + b_ih[3 * H + j] + b_hh[3 * H + j]
                 # (3)
-                i_ = sigmoid(i_)
-                f_ = sigmoid(f_)
-                g_ = tanh_(g_)
-                o_ = sigmoid(o_)
+                i_ = sigmoid(g[b * H4 + j] + b_ih[j] + b_hh[j])
+                f_ = sigmoid(g[b * H4 + H + j] + b_ih[H + j] + b_hh[H + j])
+                g_ = tanh_(g[b * H4 + 2 * H + j] + b_ih[2 * H + j] + b_hh[2 * H + j])
+                o_ = sigmoid(g[b * H4 + 3 * H + j] + b_ih[3 * H + j] + b_hh[3 * H + j])
                 g[b * H4 + j] = i_
                 g[b * H4 + H + j] = f_
                 g[b * H4 + 2 * H + j] = g_
@@ -194,7 +185,8 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
 def forward(X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lengths, Y, int col, G, Hs, Cs, R, bint reverse):
     """Run (1)-(7). X (T, B, I); h0 (B, P); c0 (B, H); Y (T, B, ldy) written at columns [col, col+P)
     or None; G (T, B, 4H); Hs (nslots, B, P); Cs (nslots, B, H); R (T or 1, B, H) or None without
-    projection (W_hr None); lengths (B,) int64 or None."""
+    projection (W_hr None); lengths (B,) int64 or None. b_ih, b_hh are
+    required (pass zeros for a layer without bias)."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[0] // 4, P = W_hh.shape[1]
     cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0
     cdef int nr = R.shape[0] if R is not None else 1
@@ -222,8 +214,8 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, int P, bint rever
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>4 * H * I, tn, "W_ih")
     cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>4 * H * P, tn, "W_hh")
     cdef const floating* w_hr = <floating*>opt_ptr(W_hr, <Py_ssize_t>P * H, tn, "W_hr")
-    cdef const floating* bi = <floating*>opt_ptr(b_ih, 4 * H, tn, "b_ih")
-    cdef const floating* bh = <floating*>opt_ptr(b_hh, 4 * H, tn, "b_hh")
+    cdef const floating* bi = <floating*>data_ptr(b_ih, 4 * H, tn, "b_ih")
+    cdef const floating* bh = <floating*>data_ptr(b_hh, 4 * H, tn, "b_hh")
     cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * P, tn, "h0")
     cdef const floating* c_0 = <floating*>data_ptr(c0, <Py_ssize_t>B * H, tn, "c0")
     cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
@@ -231,8 +223,6 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, int P, bint rever
     cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * P, tn, "Hs")
     cdef floating* cs = <floating*>data_ptr(Cs, <Py_ssize_t>nslots * B * H, tn, "Cs")
     cdef floating* r = <floating*>opt_ptr(R, <Py_ssize_t>nr * B * H, tn, "R")
-    if (bi == NULL) != (bh == NULL):
-        raise ValueError("kernel arguments b_ih and b_hh: give both or neither")
     if w_hr == NULL and P != H:
         raise ValueError(f"kernel argument W_hh: {P} columns without projection, expected H={H}")
     with nogil:

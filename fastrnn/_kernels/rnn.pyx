@@ -52,9 +52,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
                 continue
             for j in range(H):
                 # (3) h_t = act(g + b_ih + b_hh)
-                pre = g[b * H + j]
-                if b_ih != NULL:
-                    pre = pre + b_ih[j] + b_hh[j]
+                pre = g[b * H + j] + b_ih[j] + b_hh[j]
                 h_t[b * H + j] = relu(pre) if use_relu else tanh_(pre)
         hold_inactive(h_t, h_prev, B, H, lengths, t)
         # (4) Y[t] = h_t
@@ -118,7 +116,8 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
 
 def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, bint reverse, bint use_relu):
     """Run (1)-(4). X (T, B, I); h0 (B, H); Y (T, B, ldy) written at columns [col, col+H) or None;
-    G (T, B, H) scratch; Hs (nslots, B, H) state slots; lengths (B,) int64 or None."""
+    G (T, B, H) scratch; Hs (nslots, B, H) state slots; lengths (B,) int64 or None. b_ih, b_hh are
+    required (pass zeros for a layer without bias)."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
     cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0
     cdef int tn = cnp.PyArray_TYPE(X)
@@ -143,14 +142,12 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
     cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>H * I, tn, "W_ih")
     cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>H * H, tn, "W_hh")
-    cdef const floating* bi = <floating*>opt_ptr(b_ih, H, tn, "b_ih")
-    cdef const floating* bh = <floating*>opt_ptr(b_hh, H, tn, "b_hh")
+    cdef const floating* bi = <floating*>data_ptr(b_ih, H, tn, "b_ih")
+    cdef const floating* bh = <floating*>data_ptr(b_hh, H, tn, "b_hh")
     cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * H, tn, "h0")
     cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
     cdef floating* g = <floating*>data_ptr(G, TB * H, tn, "G")
     cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * H, tn, "Hs")
-    if (bi == NULL) != (bh == NULL):
-        raise ValueError("kernel arguments b_ih and b_hh: give both or neither")
     with nogil:
         _forward(T, B, I, H, reverse, use_relu, x, w_ih, w_hh, bi, bh, h_0, lp,
                  y + col if y != NULL else NULL, ldy, g, hs, nslots)

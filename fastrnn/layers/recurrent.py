@@ -31,6 +31,8 @@ def kernel_forward(cfg, X, Y, col, reverse, weights, lens, h0, c0, training):
     T, B = X.shape[0], X.shape[1]
     H, P, dt = cfg.hidden_size, cfg.h_out, cfg.dtype
     W_ih, W_hh, b_ih, b_hh, W_hr = weights
+    if b_ih is None:  # bias=False: the kernels always add a bias, here a zero one
+        b_ih = b_hh = np.zeros(W_ih.shape[0], dt)
     nslots = T + 1 if training else 2
     G = np.empty((T, B, _GATES[cfg.mode] * H), dt)
     Hs = np.empty((nslots, B, P), dt)
