@@ -200,6 +200,8 @@ def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, A, bint r
     cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0, na = A.shape[0]
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if W_hh.shape[0] != 3 * H:
+        raise ValueError(f"kernel argument W_hh: expected shape (3 * {H}, {H}), got {W_hh.shape}")
     if Y is not None and (col < 0 or col + H > ldy or Y.shape[0] * Y.shape[1] != <Py_ssize_t>T * B):
         raise ValueError(f"kernel argument Y: shape {Y.shape} cannot hold columns [{col}, {col + H})")
     if nslots < 2 or (nslots != 2 and nslots != T + 1):

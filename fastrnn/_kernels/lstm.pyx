@@ -192,6 +192,8 @@ def forward(X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lengths, Y, int col, G, Hs,
     cdef int nr = R.shape[0] if R is not None else 1
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if W_hh.shape[0] != 4 * H or H == 0:
+        raise ValueError(f"kernel argument W_hh: expected shape (4H, P), got {W_hh.shape}")
     if Y is not None and (col < 0 or col + P > ldy or Y.shape[0] * Y.shape[1] != <Py_ssize_t>T * B):
         raise ValueError(f"kernel argument Y: shape {Y.shape} cannot hold columns [{col}, {col + P})")
     if nslots < 2 or (nslots != 2 and nslots != T + 1) or Cs.shape[0] != nslots:

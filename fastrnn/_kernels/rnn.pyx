@@ -123,6 +123,8 @@ def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, bint reve
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef Py_ssize_t TB = <Py_ssize_t>T * B
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if W_hh.shape[0] != H:
+        raise ValueError(f"kernel argument W_hh: expected shape ({H}, {H}), got {W_hh.shape}")
     if Y is not None and (col < 0 or col + H > ldy or Y.shape[0] * Y.shape[1] != TB):
         raise ValueError(f"kernel argument Y: shape {Y.shape} cannot hold columns [{col}, {col + H})")
     if nslots < 2 or (nslots != 2 and nslots != T + 1):

@@ -1,0 +1,142 @@
+"""The compiled layer below the layers: BLAS wrappers, activations, and the kernels' door checks.
+
+CI runs this file a second time against a build with Cython's bounds checking on.
+"""
+import numpy as np
+import pytest
+
+import fastrnn as fr
+from fastrnn._kernels import blas, gru, lstm, rnn
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+# ---- the one door into BLAS ------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("M,N,K", [(3, 5, 4), (1, 7, 6), (6, 1, 5), (1, 1, 3), (8, 9, 1)])
+def test_gemm_matches_numpy(dtype, trans_a, trans_b, M, N, K):
+    """Row-major gemm, including the GEMV paths taken when M == 1 or N == 1."""
+    rng = np.random.default_rng(M * 100 + N * 10 + K)
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(dtype)
+    C = rng.standard_normal((M, N)).astype(dtype)
+    expected = 0.5 * (A.T if trans_a else A) @ (B.T if trans_b else B) + 2.0 * C
+    blas._gemm_test(trans_a, trans_b, A, B, C, 0.5, 2.0)
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_beta_zero_ignores_garbage_in_c(dtype):
+    A = np.ones((1, 3), dtype)
+    B = np.ones((3, 4), dtype)
+    C = np.full((1, 4), np.nan, dtype)
+    blas._gemm_test(False, False, A, B, C, 1.0, 0.0)
+    np.testing.assert_array_equal(C, np.full((1, 4), 3, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nrm2(dtype):
+    x = np.arange(1, 6, dtype=dtype)
+    assert blas._nrm2_test(x) == pytest.approx(np.sqrt(np.sum(x.astype(np.float64) ** 2)), rel=TOL[dtype])
+
+
+# ---- activations (through layers whose weights are zero) ----------------------------------------
+
+def _activation_grid(dtype):
+    edges = [0.0, 1e-30, -1e-30, 1e-8, -1e-8, 1e-3, 0.3, -0.7, 2.0, -5.0, 9.5, -20.0, 44.0, -87.5, 89.0, 300.0,
+             -800.0, 1e30, -3e38]
+    return np.array(edges + list(np.linspace(-30, 30, 241)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tanh_accuracy_and_saturation(dtype):
+    """h = tanh(b_ih + b_hh) when every weight is zero: tanh over the whole range, no NaN from overflow."""
+    z = _activation_grid(dtype)
+    layer = fr.RNN(1, len(z), dtype=dtype)
+    layer.param_set.data[...] = 0
+    layer.params["bias_ih_l0"][...] = z
+    y, _ = layer(np.zeros((1, 1, 1), dtype))
+    expected = np.tanh(z.astype(np.float64))
+    assert np.all(np.isfinite(y))
+    # absolute error at round-off of values near 1, relative error small away from 0
+    np.testing.assert_allclose(y[0, 0], expected, rtol=4 * np.finfo(dtype).eps, atol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_accuracy_and_saturation(dtype):
+    """GRU with zero weights and biases but b_z, and h0 = 1: n = tanh(0) = 0, so h = z * h0 = sigmoid(b_z)."""
+    z = _activation_grid(dtype)
+    H = len(z)
+    layer = fr.GRU(1, H, dtype=dtype)
+    layer.param_set.data[...] = 0
+    layer.params["bias_ih_l0"][H:2 * H] = z
+    y, _ = layer(np.zeros((1, 1, 1), dtype), np.ones((1, 1, H), dtype))
+    with np.errstate(over="ignore"):
+        expected = 1 / (1 + np.exp(-z.astype(np.float64)))
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y[0, 0], expected, rtol=8 * np.finfo(dtype).eps, atol=np.finfo(dtype).tiny * 1e3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_propagates_through_activations(dtype):
+    layer = fr.RNN(1, 3, dtype=dtype)
+    layer.param_set.data[...] = 0
+    layer.params["bias_ih_l0"][...] = [np.nan, 1.0, -np.inf]
+    y, _ = layer(np.zeros((1, 1, 1), dtype))
+    assert np.isnan(y[0, 0, 0]) and y[0, 0, 2] == -1 and y[0, 0, 1] == pytest.approx(np.tanh(1.0))
+
+
+# ---- the kernels' door checks: wrong buffers raise, never read out of bounds ---------------------
+
+def _rnn_args(dtype=np.float64, T=3, B=2, I=4, H=5):
+    X = np.zeros((T, B, I), dtype)
+    W_ih, W_hh = np.zeros((H, I), dtype), np.zeros((H, H), dtype)
+    b = np.zeros(H, dtype)
+    h0 = np.zeros((B, H), dtype)
+    Y = np.zeros((T, B, H), dtype)
+    G = np.zeros((T, B, H), dtype)
+    Hs = np.zeros((2, B, H), dtype)
+    return dict(X=X, W_ih=W_ih, W_hh=W_hh, b_ih=b, b_hh=b.copy(), h0=h0, lengths=None, Y=Y, col=0, G=G, Hs=Hs,
+                reverse=False, use_relu=False)
+
+
+def test_kernel_accepts_good_buffers():
+    args = _rnn_args()
+    rnn.forward(**args)
+    assert np.all(args["Y"] == 0)
+
+
+@pytest.mark.parametrize("name,bad,message", [
+    ("W_hh", np.zeros((5, 4)), r"W_hh: expected shape \(4, 4\)"),
+    ("W_ih", np.zeros((5, 3)), "at least 20 elements"),
+    ("h0", np.zeros((1, 5)), "at least 10 elements"),
+    ("G", np.zeros((3, 2, 4)), "at least 30 elements"),
+    ("b_ih", None, "expected a numpy array"),
+    ("X", np.zeros((3, 2, 4), np.float32), "C-contiguous array"),
+    ("W_ih", np.zeros((4, 5)).T, "C-contiguous array"),
+    ("lengths", np.array([1, 2], np.int32), "C-contiguous array"),
+    ("Y", np.zeros((3, 2, 4)), "cannot hold columns"),
+    ("Hs", np.zeros((3, 2, 5)), "slots"),
+])
+def test_kernel_rejects_wrong_buffers(name, bad, message):
+    args = _rnn_args()
+    args[name] = bad
+    with pytest.raises((ValueError, TypeError), match=message):
+        rnn.forward(**args)
+
+
+def test_lstm_and_gru_kernels_check_their_buffers():
+    T, B, I, H = 2, 1, 3, 4
+    X = np.zeros((T, B, I))
+    with pytest.raises(ValueError, match="at least"):
+        lstm.forward(X, np.zeros((4 * H, I)), np.zeros((4 * H, H)), None, np.zeros(4 * H), np.zeros(4 * H),
+                     np.zeros((B, H)), np.zeros((B, H - 1)), None, None, 0, np.zeros((T, B, 4 * H)),
+                     np.zeros((2, B, H)), np.zeros((2, B, H)), None, False)
+    with pytest.raises(ValueError, match="slots"):
+        gru.forward(X, np.zeros((3 * H, I)), np.zeros((3 * H, H)), np.zeros(3 * H), np.zeros(3 * H),
+                    np.zeros((B, H)), None, None, 0, np.zeros((T, B, 3 * H)), np.zeros((2, B, H)),
+                    np.zeros((3, B, H)), False, True)
