@@ -9,5 +9,12 @@ from .layers.recurrent import GRU, LSTM, RNN  # noqa: E402
 from .layers.cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
 
 # ---- other layers, losses, optimizers, training, models, io (one import line per module) ----
+from .layers.linear import Linear  # noqa: E402
+from .layers.embedding import Embedding  # noqa: E402
+from .layers.dropout import Dropout  # noqa: E402
+from .layers.layernorm import LayerNorm  # noqa: E402
+from .layers.sequential import Sequential  # noqa: E402
+from .losses import mse_loss, softmax_cross_entropy  # noqa: E402
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ += ["Linear", "Embedding", "Dropout", "LayerNorm", "Sequential", "softmax_cross_entropy", "mse_loss"]
