@@ -1,0 +1,269 @@
+"""fastrnn benchmark suite: fastrnn against PyTorch, ONNX Runtime and NumPy (issue 4).
+
+    python bench/run.py --quick     # a subset of every scenario, under ~3 minutes on 2 cores
+    python bench/run.py             # the full suite, under ~20 minutes on 2 cores
+
+Writes bench/results/<quick|full>.{json,md,png} and prints every target as PASS/FAIL.
+See bench/README.md for the scenarios and the method.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import memory, report, timing  # noqa: E402
+from bench.check import compare  # noqa: E402
+from bench.contenders import ORDER, load  # noqa: E402
+from bench.contenders.base import Skip, thread_limits  # noqa: E402
+from bench.problem import make_problem  # noqa: E402
+from bench.scenarios import CELLS, SCENARIOS, call_flops, configs  # noqa: E402
+
+MODES = {
+    # sample_s: length of one timed sample; budget_s: timing budget of one block (config x threads)
+    "quick": {"sample_s": 0.005, "budget_s": 0.6, "min_repeats": 3, "max_repeats": 9, "ceiling_reps": 3},
+    "full": {"sample_s": 0.02, "budget_s": 3.0, "min_repeats": 5, "max_repeats": 21, "ceiling_reps": 7},
+}
+CEILING_SHAPE = (6400, 1024, 4096)  # (M, K, N) of the SGEMM ceiling: (6400 x 1024) @ (1024 x 4096)
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def machine_info(argv, mode):
+    cpu = platform.processor()
+    try:
+        import subprocess
+
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        cpu = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), cpu)
+    except Exception:
+        pass
+    versions = {"python": platform.python_version()}
+    for mod in ("numpy", "scipy", "torch", "onnxruntime", "onnx", "threadpoolctl", "fastrnn"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:
+            versions[mod] = None
+    blas = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{i.get('prefix')} {i.get('version')} ({i.get('user_api')}, {os.path.basename(i.get('filepath', ''))})"
+                for i in threadpool_info()]
+    except Exception:
+        pass
+    return {"mode": mode, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": "python " + " ".join(shlex.quote(a) for a in ["bench/run.py", *argv]),
+            "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "versions": versions,
+            "thread_pools": blas, "loadavg_start": os.getloadavg()[0]}
+
+
+def measure_ceiling(threads, reps):
+    """GFLOP/s of a large numpy float32 matmul at this thread count (the best of ``reps``)."""
+    import numpy as np
+
+    M, K, N = CEILING_SHAPE
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((M, K), dtype=np.float32)
+    b = rng.standard_normal((K, N), dtype=np.float32)
+    out = np.empty((M, N), np.float32)
+    with thread_limits(threads):
+        np.matmul(a, b, out=out)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - t0)
+    flops = 2.0 * M * K * N
+    return {"gflops": flops / min(times) / 1e9, "gflops_median": flops / float(np.median(times)) / 1e9,
+            "shape": f"({M} x {K}) @ ({K} x {N})", "reps": reps}
+
+
+def build_and_check(cfg, threads, mods):
+    """Build every contender's runner and keep those whose outputs match the reference."""
+    problem = make_problem(cfg)
+    runners, skipped, checks = {}, {}, {}
+    for name, mod in mods.items():
+        try:
+            runners[name] = mod.build(problem, threads)
+        except Skip as exc:
+            skipped[name] = str(exc)
+        except Exception as exc:
+            skipped[name] = f"build failed: {exc.__class__.__name__}: {exc}"
+            traceback.print_exc(limit=3)
+    ref_name = next((n for n in ("torch", "numpy") if n in runners), None)
+    reference = None
+    if ref_name is not None:
+        try:
+            reference = runners[ref_name].outputs()
+            checks[ref_name] = {"ok": True, "reference": True, "error": 0.0, "message": "reference"}
+        except Exception as exc:
+            skipped[ref_name] = f"reference run failed: {exc.__class__.__name__}: {exc}"
+            runners.pop(ref_name)
+            reference = None
+    for name in list(runners):
+        if name == ref_name:
+            continue
+        if reference is None:
+            checks[name] = {"ok": True, "error": None, "message": "unchecked: no reference contender"}
+            continue
+        try:
+            ok, err, msg = compare(runners[name].outputs(), reference)
+        except Exception as exc:
+            ok, err, msg = False, None, f"{exc.__class__.__name__}: {exc}"
+        checks[name] = {"ok": ok, "error": err, "message": msg}
+        if not ok:
+            log(f"    REFUSED to time {name}: outputs differ from {ref_name}'s: {msg}")
+            runners.pop(name)
+    return runners, skipped, checks, ref_name
+
+
+def run_block(cfg, threads, mods, mode):
+    runners, skipped, checks, ref = build_and_check(cfg, threads, mods)
+    block = {"config": cfg.as_dict(), "threads": threads, "flops_per_call": call_flops(cfg),
+             "skipped": skipped, "checks": checks, "reference": ref, "contenders": {},
+             "loadavg": os.getloadavg()[0]}
+    if not runners:
+        return block
+    counts, per_sample = {}, []
+    for name, r in runners.items():
+        counts[name], per_call = timing.calibrate(r.run, mode["sample_s"])
+        per_sample.append(per_call * counts[name])
+    repeats = timing.choose_repeats(per_sample, mode["budget_s"], mode["min_repeats"], mode["max_repeats"])
+    samples = timing.interleaved({n: r.run for n, r in runners.items()}, counts, repeats)
+    block["repeats"] = repeats
+    for name, r in runners.items():
+        block["contenders"][name] = {"label": r.label, "info": r.info, "calls_per_sample": counts[name],
+                                     "samples": samples[name]}
+    return block
+
+
+def run_concurrent_block(cfg, mods, mode, callers=(1, 2)):
+    """Throughput of N Python threads, each running batch-1 inference on its own state (1 BLAS thread)."""
+    runners, skipped, checks, ref = build_and_check(cfg, 1, mods)
+    block = {"config": cfg.as_dict(), "threads": 1, "flops_per_call": call_flops(cfg), "skipped": skipped,
+             "checks": checks, "reference": ref, "contenders": {}, "loadavg": os.getloadavg()[0]}
+    workers, calls = {}, {}
+    for name, r in runners.items():
+        try:
+            workers[name] = {n: [r.worker() for _ in range(n)] for n in callers}
+        except Skip as exc:
+            skipped[name] = str(exc)
+            continue
+        calls[name], _ = timing.calibrate(workers[name][1][0], 4 * mode["sample_s"])
+    repeats = max(mode["min_repeats"], min(mode["max_repeats"], 7))
+    thr = {name: {str(n): [] for n in callers} for name in workers}
+    for _ in range(repeats):
+        for name in workers:
+            for n in callers:
+                wall = timing.concurrent_wall(workers[name][n], calls[name])
+                thr[name][str(n)].append(n * calls[name] / wall)
+    block["repeats"] = repeats
+    for name in workers:
+        block["contenders"][name] = {"label": runners[name].label, "calls_per_thread": calls[name],
+                                     "throughput": thr[name]}
+    return block
+
+
+def _line(results, block):
+    cfg_key = report.Config(**block["config"]).key
+    if report.Config(**block["config"]).scenario == "concurrent":
+        parts = [f"{r['contender']} x{r['scaling']['median']:.2f} ({r['thr1']['median']:.0f}->{r['thr2']['median']:.0f}/s)"
+                 for r in report.concurrent_rows(block)]
+        return f"  {cfg_key:28} 2 callers  " + "  ".join(parts)
+    parts = []
+    for r in report.block_rows(results, block):
+        ratio = f" ({r['ratio']['median']:.2f}x)" if r["ratio"] else ""
+        parts.append(f"{r['contender']} {report.fmt_time(r['time']['median'])}{ratio}")
+    return f"  {cfg_key:28} thr={block['threads']}  " + "  ".join(parts)
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="fastrnn benchmark suite (issue 4); see bench/README.md")
+    ap.add_argument("--quick", action="store_true", help="a subset of every scenario (~3 minutes)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    ap.add_argument("--contenders", default=",".join(ORDER), help=f"comma-separated subset of {','.join(ORDER)}")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated subset of rnn,lstm,gru")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="output directory")
+    ap.add_argument("--name", default=None, help="output file stem (default: quick or full)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    mode_name = "quick" if args.quick else "full"
+    mode = MODES[mode_name]
+    threads = [int(t) for t in args.threads.split(",") if t]
+    scen = set(args.scenarios.split(","))
+    cells = set(args.cells.split(","))
+    unknown = (scen - set(SCENARIOS)) | (cells - set(CELLS))
+    if unknown:
+        raise SystemExit(f"unknown scenarios/cells {sorted(unknown)}; expected {SCENARIOS} and {CELLS}")
+    t_start = time.perf_counter()
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5:
+        log(f"WARNING: load average {load1:.2f} before starting: other processes are using the CPUs, "
+            "so the timings will be noisy (run on a quiet machine for numbers to publish)")
+    mods, skipped = load([c for c in args.contenders.split(",") if c])
+    for name, reason in skipped.items():
+        log(f"skipping contender {name}: {reason}")
+    results = {"meta": machine_info(argv, mode_name), "skipped_contenders": skipped, "ceiling": {},
+               "blocks": [], "memory": []}
+    for n in threads:
+        results["ceiling"][str(n)] = measure_ceiling(n, mode["ceiling_reps"])
+        log(f"SGEMM ceiling, {n} thread(s): {results['ceiling'][str(n)]['gflops']:.1f} GFLOP/s")
+
+    todo = [c for c in configs(args.quick) if c.scenario in scen and c.cell in cells]
+    for cfg in todo:
+        if cfg.scenario == "concurrent":
+            block = run_concurrent_block(cfg, mods, mode)
+            results["blocks"].append(block)
+            log(_line(results, block))
+            continue
+        for n in threads:
+            block = run_block(cfg, n, mods, mode)
+            results["blocks"].append(block)
+            log(_line(results, block))
+
+    if not args.no_memory and "train" in scen:
+        mem_cfgs = [c for c in todo if c.scenario == "train"]
+        if args.quick:
+            mem_cfgs = [c for c in mem_cfgs if c.cell == "lstm"]
+        for cfg in mem_cfgs:
+            entry = {"config": cfg.as_dict(), "contenders": {}}
+            for name in mods:
+                if name == "onnxruntime":
+                    continue
+                entry["contenders"][name] = memory.measure(name, cfg)
+            results["memory"].append(entry)
+            log(f"  memory {cfg.key}: " + "  ".join(
+                f"{k} {report.fmt_bytes(v.get('first_bytes'))}" if "first_bytes" in v else f"{k} skipped ({v['skipped']})"
+                for k, v in entry["contenders"].items()))
+
+    results["meta"]["loadavg_end"] = os.getloadavg()[0]
+    results["meta"]["wall_s"] = time.perf_counter() - t_start
+    paths = report.write_all(results, args.out, args.name or mode_name)
+    log("")
+    report.print_targets(results)
+    log("")
+    log("wrote " + ", ".join(str(p) for p in paths.values()) + f" in {results['meta']['wall_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

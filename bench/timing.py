@@ -1,0 +1,103 @@
+"""Timing method: warm-up, calibration, interleaved repeats, robust statistics, paired ratios.
+
+- Warm-up: each runner's first calls (the correctness check, then one calibration batch) are not
+  timed into the results.
+- Calibration: a sample is n calls in a tight loop, with n chosen so that a sample lasts about
+  ``sample_s`` (so that timer resolution and loop overhead do not matter); a call longer than that
+  is one sample by itself.
+- Interleaving: repeat r times the contenders in a fixed order A B C D A B C D ..., so that slow
+  drifts of the machine (other processes, frequency) hit every contender alike.
+- Statistics: the median time per call and the interquartile range (IQR, q75 - q25) over the repeats.
+- Ratios are paired: for each repeat r, time_other[r] / time_fastrnn[r] (neighbours in time); the
+  reported ratio is the median of those, with its own IQR. Higher is better for fastrnn.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+
+
+def stats(values):
+    """Median, quartiles and IQR of a list of numbers (None when the list is empty)."""
+    if len(values) == 0:
+        return None
+    a = np.asarray(values, dtype=np.float64)
+    q25, med, q75 = np.percentile(a, [25, 50, 75])
+    return {"median": float(med), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
+            "min": float(a.min()), "n": int(a.size)}
+
+
+def paired_ratios(other, base):
+    """Per-repeat ratios other[r] / base[r] and their statistics."""
+    k = min(len(other), len(base))
+    ratios = [other[i] / base[i] for i in range(k) if base[i] > 0]
+    return ratios, stats(ratios)
+
+
+def _elapsed(fn, n):
+    t0 = time.perf_counter()
+    fn(n)
+    return time.perf_counter() - t0
+
+
+def calibrate(run, sample_s):
+    """Calls per sample so that one sample lasts about ``sample_s``; also warms the runner up.
+
+    Returns (n, seconds_per_call_estimate).
+    """
+    n = 1
+    t = _elapsed(run, 1)  # warm-up call, not used
+    while True:
+        t = _elapsed(run, n)
+        if t >= sample_s / 4 or n >= 1 << 20:
+            break
+        n *= 4 if t < sample_s / 64 else 2
+    per_call = t / n
+    n = max(1, int(math.ceil(sample_s / per_call))) if per_call < sample_s else 1
+    return n, per_call
+
+
+def choose_repeats(per_sample_s, budget_s, min_repeats, max_repeats):
+    """As many repeats as fit the block's time budget, within [min_repeats, max_repeats]."""
+    total = sum(per_sample_s)
+    if total <= 0:
+        return max_repeats
+    return int(min(max_repeats, max(min_repeats, int(budget_s / total + 1e-9))))
+
+
+def interleaved(runs, counts, repeats):
+    """Time ``runs[name](counts[name])`` interleaved; return {name: [seconds per call, ...]}."""
+    samples = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            n = counts[name]
+            samples[name].append(_elapsed(run, n) / n)
+    return samples
+
+
+def concurrent_wall(workers, k):
+    """Run each worker (its own state) in its own Python thread for k calls; return the wall time."""
+    barrier = threading.Barrier(len(workers) + 1)
+    errors = []
+
+    def body(work):
+        barrier.wait()
+        try:
+            work(k)
+        except BaseException as exc:  # report in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(w,)) for w in workers]
+    for th in threads:
+        th.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return wall

@@ -1,0 +1,271 @@
+"""Smoke tests of the benchmark suite in bench/ (no timing is asserted here).
+
+- the correctness gate: fastrnn's (and the NumPy contender's) outputs against PyTorch's on one tiny
+  configuration per cell and scenario (skipped without torch), and the gate refusing a wrong contender;
+- the report: statistics, paired ratios, GFLOP/s, ceiling fractions, the PASS/FAIL targets and the
+  written files, all on synthetic timings.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import numpy_rnn, report, timing  # noqa: E402
+from bench.check import compare  # noqa: E402
+from bench.contenders import fastrnn_contender, numpy_contender  # noqa: E402
+from bench.problem import make_problem  # noqa: E402
+from bench.run import build_and_check  # noqa: E402
+from bench.scenarios import Config, call_flops, configs, forward_flops  # noqa: E402
+
+CELLS = ("rnn", "lstm", "gru")
+
+
+def tiny(scenario, cell):
+    T = 1 if scenario == "step" else 4
+    B = 1 if scenario in ("step", "seq") else 3
+    return Config(scenario, cell, B, T, 5, 5)
+
+
+# ---------------------------------------------------------------------------------------------
+# correctness gate against PyTorch
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("scenario", ["step", "seq", "train"])
+def test_fastrnn_and_numpy_match_torch(cell, scenario):
+    pytest.importorskip("torch")
+    from bench.contenders import torch_contender
+
+    problem = make_problem(tiny(scenario, cell), seed=3)
+    reference = torch_contender.build(problem, 1).outputs()
+    expected_keys = {"step": {"h"}, "seq": {"y", "h_n"}, "train": {"y", "h_n", "dx", "dh0"}}[scenario]
+    assert expected_keys <= set(reference)
+    if scenario == "train":
+        assert {"grad:weight_ih_l0", "grad:weight_hh_l0", "grad:bias_ih_l0", "grad:bias_hh_l0"} <= set(reference)
+    for mod in (fastrnn_contender, numpy_contender):
+        ok, err, msg = compare(mod.build(problem, 1).outputs(), reference)
+        assert ok, f"{mod.NAME} {scenario}/{cell}: {msg}"
+        assert err <= 1e-4
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_numpy_contender_gradients_match_torch_float64(cell):
+    torch = pytest.importorskip("torch")
+    T, B, H = 4, 2, 3
+    rng = np.random.default_rng(0)
+    m = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](H, H).double()
+    params = {k: v.detach().numpy() for k, v in m.state_dict().items()}
+    x, dy = rng.standard_normal((T, B, H)), rng.standard_normal((T, B, H))
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    xt = torch.tensor(x, requires_grad=True)
+    ht = torch.tensor(h0[None], requires_grad=True)
+    ct = torch.tensor(c0[None], requires_grad=True)
+    yt, _ = m(xt, (ht, ct)) if cell == "lstm" else m(xt, ht)
+    yt.backward(torch.tensor(dy))
+    _, _, cache = numpy_rnn.forward(cell, numpy_rnn.layer_weights(params), x, h0,
+                                    c0 if cell == "lstm" else None, train=True)
+    dx, dh0, dc0, grads = numpy_rnn.backward(cache, dy)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(dh0, ht.grad.numpy()[0], atol=1e-10)
+    if cell == "lstm":
+        np.testing.assert_allclose(dc0, ct.grad.numpy()[0], atol=1e-10)
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), atol=1e-10, err_msg=name)
+
+
+class _Wrong:
+    """A contender whose outputs are the NumPy contender's, slightly perturbed."""
+
+    NAME = "wrong"
+
+    @staticmethod
+    def build(problem, threads):
+        inner = numpy_contender.build(problem, threads)
+        runner = types.SimpleNamespace(label="wrong", info={}, run=inner.run)
+
+        def outputs():
+            out = dict(inner.outputs())
+            out["y"] = out["y"] + 1e-3
+            return out
+
+        runner.outputs = outputs
+        return runner
+
+
+def test_gate_refuses_a_wrong_contender():
+    cfg = tiny("seq", "lstm")
+    runners, skipped, checks, ref = build_and_check(cfg, 1, {"numpy": numpy_contender, "wrong": _Wrong})
+    assert ref == "numpy"
+    assert "wrong" not in runners and "numpy" in runners
+    assert checks["wrong"]["ok"] is False and "y" in checks["wrong"]["message"]
+
+
+def test_compare_flags_missing_shape_and_nonfinite():
+    ref = {"y": np.ones((2, 3)), "h_n": np.zeros(3)}
+    assert compare({"y": np.ones((2, 3)), "h_n": np.zeros(3)}, ref)[0]
+    assert not compare({"y": np.ones((2, 3))}, ref)[0]
+    assert not compare({"y": np.ones((3, 3)), "h_n": np.zeros(3)}, ref)[0]
+    bad = np.ones((2, 3))
+    bad[0, 0] = np.nan
+    assert not compare({"y": bad, "h_n": np.zeros(3)}, ref)[0]
+    # the error is scaled by the reference's magnitude: 1e-3 on values of 100 passes, on 1 fails
+    assert compare({"y": np.full((2, 3), 100.001), "h_n": np.zeros(3)}, {"y": np.full((2, 3), 100.0), "h_n": np.zeros(3)})[0]
+    assert not compare({"y": np.full((2, 3), 1.001), "h_n": np.zeros(3)}, ref)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# scenarios and timing helpers
+# ---------------------------------------------------------------------------------------------
+
+def test_flop_counts_and_config_lists():
+    cfg = Config("infer", "lstm", 64, 100, 1024, 1024)
+    assert forward_flops(cfg) == 2 * 100 * 64 * 4 * 1024 * 2048
+    assert call_flops(Config("train", "gru", 2, 3, 4, 5)) == 3 * 2 * 3 * 2 * 12 * 9
+    full, quick = configs(quick=False), configs(quick=True)
+    assert set(quick) < set(full)
+    assert {c.scenario for c in quick} == {c.scenario for c in full} == {"step", "seq", "infer", "train", "concurrent"}
+    assert Config("infer", "lstm", 64, 100, 1024, 1024) in full
+    assert Config("train", "lstm", 64, 100, 1024, 1024) in full
+
+
+def test_stats_and_paired_ratios():
+    s = timing.stats([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s["median"] == 3.0 and s["q25"] == 2.0 and s["q75"] == 4.0 and s["iqr"] == 2.0 and s["n"] == 5
+    ratios, st = timing.paired_ratios([2.0, 6.0, 9.0], [1.0, 2.0, 3.0])
+    assert ratios == [2.0, 3.0, 3.0] and st["median"] == 3.0
+    assert timing.stats([]) is None
+    assert timing.choose_repeats([0.1, 0.1], budget_s=2.0, min_repeats=3, max_repeats=21) == 10
+    assert timing.choose_repeats([5.0], budget_s=2.0, min_repeats=3, max_repeats=21) == 3
+
+
+def test_calibrate_and_interleave_count_calls():
+    calls = []
+    n, per_call = timing.calibrate(lambda k: calls.append(k), sample_s=0.001)
+    assert n >= 1 and per_call >= 0 and sum(calls) > 1
+    order = []
+    samples = timing.interleaved({"a": lambda k: order.append(("a", k)), "b": lambda k: order.append(("b", k))},
+                                 {"a": 2, "b": 3}, repeats=3)
+    assert order == [("a", 2), ("b", 3)] * 3
+    assert len(samples["a"]) == len(samples["b"]) == 3
+
+
+def test_concurrent_wall_runs_every_worker():
+    done = []
+    wall = timing.concurrent_wall([lambda k: done.append(k), lambda k: done.append(k)], 5)
+    assert done == [5, 5] and wall >= 0
+
+    def boom(k):
+        raise RuntimeError("worker failed")
+
+    with pytest.raises(RuntimeError, match="worker failed"):
+        timing.concurrent_wall([boom], 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the report on synthetic timings
+# ---------------------------------------------------------------------------------------------
+
+def _block(cfg, threads, samples):
+    return {"config": cfg.as_dict(), "threads": threads, "skipped": {}, "checks": {}, "contenders":
+            {name: {"label": name, "samples": list(s)} for name, s in samples.items()}}
+
+
+def synthetic_results():
+    step = Config("step", "lstm", 1, 1, 128, 128)
+    big = Config("infer", "lstm", 64, 100, 1024, 1024)
+    train = Config("train", "gru", 64, 100, 512, 512)
+    conc = Config("concurrent", "lstm", 1, 50, 256, 256)
+    f_big = forward_flops(big)
+    blocks = [
+        _block(step, 1, {"fastrnn": [1e-6, 1e-6, 1e-6], "torch": [4e-6, 5e-6, 6e-6], "onnxruntime": [1.5e-6] * 3}),
+        # fastrnn at exactly 95% of a 100 GFLOP/s ceiling at 1 thread, 80% of 200 at 2 threads
+        _block(big, 1, {"fastrnn": [f_big / 95e9] * 3, "torch": [f_big / 95e9 * 1.2] * 3}),
+        _block(big, 2, {"fastrnn": [f_big / 160e9] * 3, "torch": [f_big / 160e9 * 0.9] * 3}),
+        _block(train, 1, {"fastrnn": [1.0] * 3, "torch": [1.4] * 3}),
+        _block(train, 2, {"fastrnn": [0.5] * 3, "torch": [0.8] * 3}),
+        {"config": conc.as_dict(), "threads": 1, "skipped": {}, "checks": {}, "contenders": {
+            "fastrnn": {"label": "f", "throughput": {"1": [100.0] * 3, "2": [190.0] * 3}},
+            "torch": {"label": "t", "throughput": {"1": [50.0] * 3, "2": [60.0] * 3}}}},
+    ]
+    memory = [{"config": train.as_dict(), "contenders": {
+        "fastrnn": {"first_bytes": 100, "steady_bytes": 90, "tracemalloc_peak_bytes": 80},
+        "torch": {"first_bytes": 200, "steady_bytes": 150, "tracemalloc_peak_bytes": 0}}}]
+    return {"meta": {"mode": "test"}, "ceiling": {"1": {"gflops": 100.0, "shape": "s"}, "2": {"gflops": 200.0, "shape": "s"}},
+            "skipped_contenders": {"numpy": "because"}, "blocks": blocks, "memory": memory}
+
+
+def _target(targets, text, config=None, threads=None):
+    found = [t for t in targets if text in t["target"] and (config is None or t["config"] == config)
+             and (threads is None or t["threads"] == threads)]
+    assert len(found) == 1, (text, found)
+    return found[0]
+
+
+def test_report_rows_ratios_and_ceiling():
+    res = synthetic_results()
+    rows = {r["contender"]: r for r in report.block_rows(res, res["blocks"][1])}
+    assert rows["fastrnn"]["gflops"] == pytest.approx(95.0)
+    assert rows["fastrnn"]["ceiling_frac"] == pytest.approx(0.95)
+    assert rows["torch"]["ratio"]["median"] == pytest.approx(1.2)
+    assert rows["fastrnn"]["ratio"] is None
+    conc = {r["contender"]: r for r in report.concurrent_rows(res["blocks"][5])}
+    assert conc["fastrnn"]["scaling"]["median"] == pytest.approx(1.9)
+    assert conc["torch"]["ratio2"]["median"] == pytest.approx(190 / 60)
+
+
+def test_report_targets_pass_and_fail():
+    t = report.evaluate_targets(synthetic_results())
+    assert _target(t, "4x PyTorch cell")["verdict"] == "PASS"            # 5x
+    assert _target(t, "2x ONNX Runtime")["verdict"] == "FAIL"            # 1.5x
+    ceil1 = _target(t, "90% of SGEMM", threads=1)
+    assert ceil1["verdict"] == "PASS" and ceil1["measured"] == pytest.approx(0.95)
+    assert _target(t, "90% of SGEMM", threads=2)["verdict"] == "FAIL"    # 80%
+    assert _target(t, "inference >= 1.0x PyTorch", threads=1)["verdict"] == "PASS"
+    assert _target(t, "inference >= 1.0x PyTorch", threads=2)["verdict"] == "FAIL"
+    assert _target(t, "GRU/RNN >= 1.5x", threads=1)["verdict"] == "FAIL"   # 1.4x
+    assert _target(t, "GRU/RNN >= 1.5x", threads=2)["verdict"] == "PASS"   # 1.6x
+    scaling = [x for x in t if x["target"].startswith("2 threads")]
+    by_cfg = {x["config"]: x for x in scaling}
+    assert by_cfg["infer/lstm/B64/T100/H1024"]["measured"] == pytest.approx(160 / 95)
+    assert by_cfg["infer/lstm/B64/T100/H1024"]["verdict"] == "FAIL"
+    assert by_cfg["train/gru/B64/T100/H512"]["verdict"] == "PASS"          # 2.0x
+    assert _target(t, "concurrent serving")["verdict"] == "PASS"
+    mem = _target(t, "peak extra memory")
+    assert mem["verdict"] == "PASS" and mem["measured"] == pytest.approx(2.0)
+
+
+def test_report_without_fastrnn_gives_no_verdicts():
+    res = synthetic_results()
+    for block in res["blocks"]:
+        block["contenders"].pop("fastrnn")
+        block["skipped"] = {"fastrnn": "not importable"}
+    res["memory"][0]["contenders"]["fastrnn"] = {"skipped": "not importable"}
+    targets = report.evaluate_targets(res)
+    assert targets and all(x["verdict"] == "N/A" for x in targets)
+    assert any("not importable" in x["note"] for x in targets)
+
+
+def test_write_all_and_markdown(tmp_path):
+    res = synthetic_results()
+    paths = report.write_all(res, tmp_path, "t")
+    loaded = json.loads(paths["json"].read_text())
+    assert loaded["blocks"][0]["contenders"]["torch"]["samples"] == [4e-6, 5e-6, 6e-6]
+    md = paths["md"].read_text()
+    assert "| service step >= 4x PyTorch cell | step/lstm/B1/T1/H128 | 1 | 5.00x | 4x | **PASS** |" in md
+    assert "skipped contender **numpy**: because" in md
+    assert "95%" in md and "Concurrent serving" in md and "Peak extra memory" in md
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "png" not in paths
+    else:
+        assert paths["png"].stat().st_size > 0
