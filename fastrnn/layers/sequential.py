@@ -121,11 +121,9 @@ class Sequential(Layer):
         return f"Sequential(\n{inner}\n)"
 
     def param_sets(self):
-        """The children's ParamSets (views of this model's one flat buffer), depth first."""
-        sets = []
-        for layer in self.layers:
-            sets.extend(s for s in layer.param_sets() if s.size > 0)
-        return sets
+        """``[self.param_set]``: the whole model as ONE flat set, so an optimizer or ``clip_grad_norm``
+        runs one fused loop over every parameter (a change recorded there reaches every child)."""
+        return [self.param_set]
 
     @property
     def num_states(self):
