@@ -58,10 +58,13 @@ def norm2(const floating[::1] x):
             # part = np.linalg.norm(x[start:start + chunk])
             part = <double>nrm2(chunk, &x[start])
             # total = np.hypot(total, part)  (both >= 0; scaled so squares cannot overflow)
-            if part > total:
-                total, part = part, total
-            if total > 0.0:
-                total = total * sqrt(1.0 + (part / total) * (part / total))
+            if not isfinite(part) or not isfinite(total):
+                total = total + fabs(part)  # NaN or Inf propagates
+            else:
+                if part > total:
+                    total, part = part, total
+                if total > 0.0:
+                    total = total * sqrt(1.0 + (part / total) * (part / total))
             start += chunk
     return total
 
