@@ -333,3 +333,20 @@ def test_model_learns_with_plain_sgd_on_the_flat_buffer():
         model.param_set.bump()
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.6 * losses[0]
+
+
+def test_config_round_trip_rebuilds_the_same_architecture():
+    pytest.importorskip("fastrnn.io")
+    model = Sequential(Embedding(9, 4, padding_idx=0, dtype=np.float64), Dropout(0.2, variational=True),
+                       Sequential(Linear(4, 5, bias=False, dtype=np.float64), LayerNorm(5, dtype=np.float64)),
+                       Linear(5, 9, dtype=np.float64))
+    config = model.get_config()
+    assert [spec["class"] for spec in config["layers"]] == ["Embedding", "Dropout", "Sequential", "Linear"]
+    rebuilt = Sequential.from_config(config)
+    assert list(rebuilt.params) == list(model.params)
+    assert rebuilt.get_config() == config
+    rebuilt.load_state_dict(model.state_dict())
+    idx = np.random.default_rng(0).integers(0, 9, (3, 2))
+    np.testing.assert_array_equal(rebuilt(idx)[0], model(idx)[0])
+    with pytest.raises(ValueError, match="a Sequential config must be"):
+        Sequential.from_config({"layers": "Linear"})

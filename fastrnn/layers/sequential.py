@@ -105,6 +105,25 @@ class Sequential(Layer):
             layer.param_set._container = self
         self._recurrent = [i for i, layer in enumerate(self.layers) if layer.training_state]
 
+    # ---- configuration (for fastrnn.io's save/load) ----------------------------------------------
+
+    def get_config(self):
+        """``{"layers": [{"class": name, "config": child config}, ...]}``, rebuilt by ``from_config``."""
+        from ..io import layer_spec  # the registry of classes a file may name lives in fastrnn.io
+
+        return {"layers": [layer_spec(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild the children from ``get_config()`` output; only registered classes are built."""
+        from ..io import build_layer
+
+        layers = config.get("layers") if isinstance(config, dict) else None
+        if not isinstance(layers, list) or set(config) != {"layers"}:
+            raise ValueError("a Sequential config must be {'layers': [layer specs]}; got keys "
+                             f"{sorted(config) if isinstance(config, dict) else type(config).__name__}")
+        return cls(*[build_layer(spec) for spec in layers])
+
     # ---- container protocol ---------------------------------------------------------------------
 
     def __len__(self):
