@@ -4,6 +4,7 @@ One list of extensions, Cython directives set in one place. ``FASTRNN_CYTHON_DEB
 bounds checking and wraparound in the generated code and compiles with -O1 -g, for test runs that hunt
 out-of-bounds access.
 """
+import glob
 import os
 
 import numpy
@@ -26,6 +27,9 @@ directives = {
 # with it the gate loops vectorize.
 compile_args = ["-fno-trapping-math"] + (["-O1", "-g"] if DEBUG else ["-O3"])
 
+# Rebuild every kernel when a shared header or .pxd changes (setuptools tracks only what it is told).
+DEPENDS = sorted(glob.glob("fastrnn/_kernels/*.h") + glob.glob("fastrnn/_kernels/*.pxd"))
+
 extensions = [
     Extension(
         f"fastrnn._kernels.{name}",
@@ -33,6 +37,7 @@ extensions = [
         include_dirs=[numpy.get_include(), "fastrnn/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
+        depends=DEPENDS,
     )
     for name in KERNELS
 ]

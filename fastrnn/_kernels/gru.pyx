@@ -25,9 +25,10 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .activations cimport dsigmoid, dtanh, sigmoid, tanh_
 from .arrays cimport data_ptr, opt_ptr
 from .blas cimport gemm
+from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
+                     gru_before_fwd_rz)
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -46,7 +47,6 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
     cdef floating* h_prev
     cdef floating* h_t
     cdef floating* a_t
-    cdef floating r, z, n, hn, hp
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H3, I, <floating>1, X, I, W_ih, I, <floating>0, G, H3)
     memcpy(Hs + ((T if reverse else 0) % nslots) * BH, h0, BH * sizeof(floating))
@@ -60,41 +60,26 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
             # (2)-(4a) Gh = h_prev @ W_hh^T
             gemm(False, True, B, H3, H, <floating>1, h_prev, H, W_hh, H, <floating>0, Gh, H3)
             for b in range(B):
-                if not active(lengths, t, b):
+                if active(lengths, t, b):
+                    # (2), (3), (4a), (5a), (6)
+                    gru_after_fwd(H, g + b * H3, Gh + b * H3, b_ih, b_hh, h_prev + b * H, a_t + b * H, h_t + b * H)
+                else:
                     zero_row(a_t + b * H, H)  # read by dW_hh's GEMM in backward: must be finite
-                    continue
-                for j in range(H):
-                    r = sigmoid(g[b * H3 + j] + b_ih[j] + Gh[b * H3 + j] + b_hh[j])                  # (2)
-                    z = sigmoid(g[b * H3 + H + j] + b_ih[H + j] + Gh[b * H3 + H + j] + b_hh[H + j])  # (3)
-                    hn = Gh[b * H3 + 2 * H + j] + b_hh[2 * H + j]                                    # (4a)
-                    n = tanh_(g[b * H3 + 2 * H + j] + b_ih[2 * H + j] + r * hn)                      # (5a)
-                    g[b * H3 + j] = r
-                    g[b * H3 + H + j] = z
-                    g[b * H3 + 2 * H + j] = n
-                    a_t[b * H + j] = hn
-                    h_t[b * H + j] = (1 - z) * n + z * h_prev[b * H + j]                            # (6)
         else:
             # (2), (3) g[:, :2H] += h_prev @ W_hh[:2H]^T
             gemm(False, True, B, 2 * H, H, <floating>1, h_prev, H, W_hh, H, <floating>1, g, H3)
             for b in range(B):
-                if not active(lengths, t, b):
+                if active(lengths, t, b):
+                    # (2), (3), (4b)
+                    gru_before_fwd_rz(H, g + b * H3, b_ih, b_hh, h_prev + b * H, a_t + b * H)
+                else:
                     zero_row(a_t + b * H, H)
-                    continue
-                for j in range(H):
-                    r = sigmoid(g[b * H3 + j] + b_ih[j] + b_hh[j])
-                    g[b * H3 + j] = r
-                    g[b * H3 + H + j] = sigmoid(g[b * H3 + H + j] + b_ih[H + j] + b_hh[H + j])
-                    a_t[b * H + j] = r * h_prev[b * H + j]                                          # (4b)
             # (5b) g[:, 2H:] += rh @ W_hn^T
             gemm(False, True, B, H, H, <floating>1, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
             for b in range(B):
-                if not active(lengths, t, b):
-                    continue
-                for j in range(H):
-                    n = tanh_(g[b * H3 + 2 * H + j] + b_ih[2 * H + j] + b_hh[2 * H + j])
-                    g[b * H3 + 2 * H + j] = n
-                    z = g[b * H3 + H + j]
-                    h_t[b * H + j] = (1 - z) * n + z * h_prev[b * H + j]                            # (6)
+                if active(lengths, t, b):
+                    # (5b), (6)
+                    gru_before_fwd_n(H, g + b * H3, b_ih, b_hh, h_prev + b * H, h_t + b * H)
         hold_inactive(h_t, h_prev, B, H, lengths, t)
         # (7) Y[t] = h_t
         emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
@@ -120,7 +105,6 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     cdef floating* dg
     cdef floating* a_t
     cdef const floating* h_prev
-    cdef floating r, z, n, hp, dn_pre, d
     if scratch == NULL:
         return -1
     dh, dh_next, dh_prev, drh = scratch, scratch + BH, scratch + 2 * BH, scratch + 3 * BH
@@ -135,21 +119,12 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
             if not active(lengths, t, b):
                 zero_row(dg + b * H3, H3)
                 zero_row(a_t + b * H, H)
-                continue
-            for j in range(H):
-                r = dg[b * H3 + j]
-                z = dg[b * H3 + H + j]
-                n = dg[b * H3 + 2 * H + j]
-                hp = h_prev[b * H + j]
-                d = dh[b * H + j]
-                # (6) dn = d (1 - z), dz = d (h_prev - n), dh_prev = d z (+ the GEMMs below)
-                dn_pre = d * (1 - z) * dtanh(n)                                    # (5)
-                dg[b * H3 + H + j] = d * (hp - n) * dsigmoid(z)                    # (3)
-                dg[b * H3 + 2 * H + j] = dn_pre
-                dh_prev[b * H + j] = d * z
-                if reset_after:
-                    dg[b * H3 + j] = dn_pre * a_t[b * H + j] * dsigmoid(r)         # (5a) -> (2)
-                    a_t[b * H + j] = dn_pre * r                                    # (5a) -> (4a)
+            elif reset_after:
+                # (6), (5a), (4a), (3), (2)
+                gru_after_bwd(H, dg + b * H3, a_t + b * H, h_prev + b * H, dh + b * H, dh_prev + b * H)
+            else:
+                # (6), (5b), (3)
+                gru_before_bwd_zn(H, dg + b * H3, h_prev + b * H, dh + b * H, dh_prev + b * H)
         if reset_after:
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H];  (4a) dh_prev += dA[t] @ W_hn
             gemm(False, False, B, H, 2 * H, <floating>1, dg, H3, W_hh, H, <floating>1, dh_prev, H)
@@ -158,13 +133,9 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
             # (5b) drh = dn_pre @ W_hn
             gemm(False, False, B, H, H, <floating>1, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H)
             for b in range(B):
-                if not active(lengths, t, b):
-                    continue
-                for j in range(H):
+                if active(lengths, t, b):
                     # (4b) dr = drh * h_prev, dh_prev += drh * r;  (2)
-                    r = dg[b * H3 + j]
-                    dh_prev[b * H + j] += drh[b * H + j] * r
-                    dg[b * H3 + j] = drh[b * H + j] * h_prev[b * H + j] * dsigmoid(r)
+                    gru_before_bwd_r(H, dg + b * H3, drh + b * H, h_prev + b * H, dh_prev + b * H)
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H]
             gemm(False, False, B, H, 2 * H, <floating>1, dg, H3, W_hh, H, <floating>1, dh_prev, H)
         hold_inactive(dh_prev, dh, B, H, lengths, t)

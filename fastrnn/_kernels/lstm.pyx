@@ -21,9 +21,9 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .activations cimport dsigmoid, dtanh, sigmoid, tanh_
 from .arrays cimport data_ptr, opt_ptr
 from .blas cimport gemm
+from .gates cimport lstm_bwd, lstm_fwd
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -43,7 +43,6 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* c_prev
     cdef floating* c_t
     cdef floating* r_t
-    cdef floating i_, f_, g_, o_, c
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
     first = T if reverse else 0
@@ -60,24 +59,11 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
         # (2) g += h_prev @ W_hh^T
         gemm(False, True, B, H4, P, <floating>1, h_prev, P, W_hh, P, <floating>1, g, H4)
         for b in range(B):
-            if not active(lengths, t, b):
-                if W_hr != NULL:
-                    zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
-                continue
-            for j in range(H):
-                # (3)
-                i_ = sigmoid(g[b * H4 + j] + b_ih[j] + b_hh[j])
-                f_ = sigmoid(g[b * H4 + H + j] + b_ih[H + j] + b_hh[H + j])
-                g_ = tanh_(g[b * H4 + 2 * H + j] + b_ih[2 * H + j] + b_hh[2 * H + j])
-                o_ = sigmoid(g[b * H4 + 3 * H + j] + b_ih[3 * H + j] + b_hh[3 * H + j])
-                g[b * H4 + j] = i_
-                g[b * H4 + H + j] = f_
-                g[b * H4 + 2 * H + j] = g_
-                g[b * H4 + 3 * H + j] = o_
-                # (4) and (5)
-                c = f_ * c_prev[b * H + j] + i_ * g_
-                c_t[b * H + j] = c
-                r_t[b * H + j] = o_ * tanh_(c)
+            if active(lengths, t, b):
+                # (3), (4), (5)
+                lstm_fwd(H, g + b * H4, b_ih, b_hh, c_prev + b * H, c_t + b * H, r_t + b * H)
+            elif W_hr != NULL:
+                zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
         if W_hr != NULL:
             # (6) h_t = r_t @ W_hr^T
             gemm(False, True, B, P, H, <floating>1, r_t, H, W_hr, H, <floating>0, h_t, P)
@@ -112,7 +98,6 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* dg
     cdef const floating* c_t
     cdef const floating* c_prev
-    cdef floating i_, f_, g_, o_, tc, dc, do_
     if scratch == NULL:
         return -1
     dh, dh_next, dh_prev = scratch, scratch + BP, scratch + 2 * BP
@@ -137,25 +122,12 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
         else:
             memcpy(dr, dh, BH * sizeof(floating))
         for b in range(B):
-            if not active(lengths, t, b):
+            if active(lengths, t, b):
+                # (5), (4), (3)
+                lstm_bwd(H, dg + b * H4, c_prev + b * H, c_t + b * H, dr + b * H, dc_next + b * H, dc_prev + b * H)
+            else:
                 zero_row(dg + b * H4, H4)
                 memcpy(dc_prev + b * H, dc_next + b * H, H * sizeof(floating))
-                continue
-            for j in range(H):
-                i_ = dg[b * H4 + j]
-                f_ = dg[b * H4 + H + j]
-                g_ = dg[b * H4 + 2 * H + j]
-                o_ = dg[b * H4 + 3 * H + j]
-                tc = tanh_(c_t[b * H + j])
-                # (5) do = dr * tanh(c_t);  dc = dc_next + dr * o * tanh'(c_t)
-                do_ = dr[b * H + j] * tc
-                dc = dc_next[b * H + j] + dr[b * H + j] * o_ * dtanh(tc)
-                # (4) dc_prev = dc * f;  (3) pre-activation gradients
-                dc_prev[b * H + j] = dc * f_
-                dg[b * H4 + j] = dc * g_ * dsigmoid(i_)
-                dg[b * H4 + H + j] = dc * c_prev[b * H + j] * dsigmoid(f_)
-                dg[b * H4 + 2 * H + j] = dc * i_ * dtanh(g_)
-                dg[b * H4 + 3 * H + j] = do_ * dsigmoid(o_)
         # (2) dh_prev = dG[t] @ W_hh
         gemm(False, False, B, P, H4, <floating>1, dg, H4, W_hh, P, <floating>0, dh_prev, P)
         hold_inactive(dh_prev, dh, B, P, lengths, t)

@@ -17,9 +17,9 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .activations cimport drelu, dtanh, relu, tanh_
 from .arrays cimport data_ptr, opt_ptr
 from .blas cimport gemm
+from .gates cimport rnn_bwd, rnn_fwd
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -35,7 +35,6 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
     cdef floating* g
     cdef floating* h_prev
     cdef floating* h_t
-    cdef floating pre
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H, I, <floating>1, X, I, W_ih, I, <floating>0, G, H)
     first = T if reverse else 0
@@ -48,12 +47,9 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
         # (2) g += h_prev @ W_hh^T
         gemm(False, True, B, H, H, <floating>1, h_prev, H, W_hh, H, <floating>1, g, H)
         for b in range(B):
-            if not active(lengths, t, b):
-                continue
-            for j in range(H):
+            if active(lengths, t, b):
                 # (3) h_t = act(g + b_ih + b_hh)
-                pre = g[b * H + j] + b_ih[j] + b_hh[j]
-                h_t[b * H + j] = relu(pre) if use_relu else tanh_(pre)
+                rnn_fwd(H, use_relu, g + b * H, b_ih, b_hh, h_t + b * H)
         hold_inactive(h_t, h_prev, B, H, lengths, t)
         # (4) Y[t] = h_t
         emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
@@ -86,15 +82,11 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
         dg = G + t * BH
         gather_dh(dh, dh_next, dY + <Py_ssize_t>t * B * ldy, ldy, B, H, lengths, t)
         for b in range(B):
-            if not active(lengths, t, b):
-                zero_row(dg + b * H, H)
-                continue
-            for j in range(H):
+            if active(lengths, t, b):
                 # (3) dG = dh * act'(h_t)
-                if use_relu:
-                    dg[b * H + j] = dh[b * H + j] * drelu(h_t[b * H + j])
-                else:
-                    dg[b * H + j] = dh[b * H + j] * dtanh(h_t[b * H + j])
+                rnn_bwd(H, use_relu, dh + b * H, h_t + b * H, dg + b * H)
+            else:
+                zero_row(dg + b * H, H)
         # (2) dh_prev = dG[t] @ W_hh
         gemm(False, False, B, H, H, <floating>1, dg, H, W_hh, H, <floating>0, dh_prev, H)
         hold_inactive(dh_prev, dh, B, H, lengths, t)

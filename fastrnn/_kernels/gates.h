@@ -1,0 +1,36 @@
+/* Per-row gate loops in float (suffix _f) and double (suffix _d); see gates_impl.h. */
+#ifndef FASTRNN_GATES_H
+#define FASTRNN_GATES_H
+
+#include <math.h>
+#include "fastmath.h"
+
+#define FR_T float
+#define FR_NAME(name) fr_##name##_f
+#define FR_EXP fr_expf
+#define FR_EXPM1 fr_expm1f
+#define FR_FABS fabsf
+#define FR_COPYSIGN copysignf
+#include "gates_impl.h"
+#undef FR_T
+#undef FR_NAME
+#undef FR_EXP
+#undef FR_EXPM1
+#undef FR_FABS
+#undef FR_COPYSIGN
+
+#define FR_T double
+#define FR_NAME(name) fr_##name##_d
+#define FR_EXP fr_exp
+#define FR_EXPM1 fr_expm1
+#define FR_FABS fabs
+#define FR_COPYSIGN copysign
+#include "gates_impl.h"
+#undef FR_T
+#undef FR_NAME
+#undef FR_EXP
+#undef FR_EXPM1
+#undef FR_FABS
+#undef FR_COPYSIGN
+
+#endif
