@@ -269,3 +269,20 @@ def test_write_all_and_markdown(tmp_path):
         assert "png" not in paths
     else:
         assert paths["png"].stat().st_size > 0
+
+
+def test_memory_probe_in_subprocess_reports_bytes():
+    from bench import memory
+
+    out = memory.measure("numpy", Config("train", "lstm", 2, 3, 4, 4), timeout=120)
+    if "skipped" in out:  # e.g. no /proc/self/clear_refs on this system
+        pytest.skip(out["skipped"])
+    assert set(out) >= {"first_bytes", "steady_bytes", "tracemalloc_peak_bytes", "baseline_rss_bytes"}
+    assert out["first_bytes"] >= 0 and out["baseline_rss_bytes"] > 0 and out["tracemalloc_peak_bytes"] > 0
+
+
+def test_memory_probe_reports_unknown_contender_failure():
+    from bench import memory
+
+    out = memory.measure("no-such-contender", Config("train", "rnn", 1, 2, 3, 3), timeout=120)
+    assert "skipped" in out and "no-such-contender" in out["skipped"]
