@@ -93,7 +93,7 @@ def as_array(x, name, dtype, copy=False):
         raise TypeError(f"{name} must hold real numbers (float or int), got dtype {x.dtype}")
     if copy:
         return np.array(x, dtype=dtype, order="C", copy=True)
-    return np.ascontiguousarray(x, dtype=dtype)
+    return np.asarray(x, dtype=dtype, order="C")  # copies only when needed; keeps 0-d arrays 0-d
 
 
 def check_finite(x, name):
@@ -158,7 +158,7 @@ def lengths_input(lengths, T, B):
         raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.shape[0] != B:
         raise ValueError(f"lengths must have shape ({B},), one per batch row; got {shape_str(arr.shape)}")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    arr = np.array(arr, dtype=np.int64, order="C")  # a private copy: kernels read it again in backprop
     bad = np.flatnonzero((arr < 1) | (arr > T))
     if len(bad):
         b = int(bad[0])

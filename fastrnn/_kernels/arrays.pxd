@@ -23,3 +23,23 @@ cdef inline void* opt_ptr(object a, Py_ssize_t n, int typenum, str name) except?
     if a is None:
         return NULL
     return data_ptr(a, n, typenum, name)
+
+
+cdef inline bint is_rows(object a, int typenum, Py_ssize_t rows, Py_ssize_t cols):
+    """True when ``a`` is already a C-contiguous 2-D (rows, cols) array of ``typenum`` (rows < 0: any
+    count >= 1). The cells' fast path takes such arrays as they are; anything else goes through
+    fastrnn._validation."""
+    cdef cnp.ndarray arr
+    if not isinstance(a, cnp.ndarray):
+        return False
+    arr = <cnp.ndarray>a
+    return (cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            and cnp.PyArray_DIM(arr, 1) == cols and (cnp.PyArray_DIM(arr, 0) == rows if rows >= 0
+                                                     else cnp.PyArray_DIM(arr, 0) >= 1))
+
+
+cdef inline cnp.ndarray empty_rows(Py_ssize_t rows, Py_ssize_t cols, int typenum):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = rows
+    dims[1] = cols
+    return cnp.PyArray_EMPTY(2, dims, typenum, 0)

@@ -25,7 +25,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, opt_ptr
+from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
 from .blas cimport gemm
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
@@ -255,4 +255,46 @@ cdef int _bwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
                            dx, dh_0, dw_ih, dw_hh, dbi, dbh)
     if status != 0:
         raise MemoryError("cannot allocate scratch memory for the GRU backward pass")
+    return 0
+
+
+def step(x, h, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray b_hh, bint reset_after):
+    """The cells' fast path: (1)-(6) for one step (T = 1) of rows x (B, I) from h (B, H). Returns h_new,
+    or None when x or h is not already a C-contiguous 2-D array of the weights' dtype and shape; the
+    caller then validates and converts them."""
+    cdef int tn = cnp.PyArray_TYPE(W_hh)
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), B
+    if not is_rows(x, tn, -1, I):
+        return None
+    B = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    if not is_rows(h, tn, B, H):
+        return None
+    h_new = empty_rows(B, H, tn)
+    if tn == cnp.NPY_FLOAT32:
+        _step(<float>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, reset_after, tn)
+    else:
+        _step(<double>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, reset_after, tn)
+    return h_new
+
+
+cdef int _step(floating kind, int B, int I, int H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, bint reset_after,
+               int tn) except -1:
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, 3 * H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, 3 * H * H, tn, "W_hh")
+    cdef const floating* bi = <floating*>data_ptr(b_ih, 3 * H, tn, "b_ih")
+    cdef const floating* bh = <floating*>data_ptr(b_hh, 3 * H, tn, "b_hh")
+    # scratch: G (B, 3H), Hs with 2 slots of (B, H), A (B, H), Gh (B, 3H)
+    cdef floating* scratch = <floating*>malloc(9 * BH * sizeof(floating))
+    if scratch == NULL:
+        raise MemoryError(f"cannot allocate {9 * BH * sizeof(floating)} bytes of GRU step scratch")
+    cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>B * I, tn, "x")
+    cdef const floating* h_ = <floating*>data_ptr(h, BH, tn, "h")
+    cdef floating* out_h = <floating*>data_ptr(h_new, BH, tn, "h_new")
+    with nogil:
+        _forward(1, B, I, H, False, reset_after, x_, w_ih, w_hh, bi, bh,
+                 h_, NULL, NULL, 0, scratch, scratch + 3 * BH, 2,
+                 scratch + 5 * BH, 1, scratch + 6 * BH)
+        memcpy(out_h, scratch + 4 * BH, BH * sizeof(floating))
+    free(scratch)
     return 0

@@ -21,7 +21,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, opt_ptr
+from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
 from .blas cimport gemm
 from .gates cimport lstm_bwd, lstm_fwd
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
@@ -257,4 +257,49 @@ cdef int _bwd_entry(floating kind, int T, int B, int I, int H, int P, bint rever
                            dhn, dcn, dx, dh_0, dc_0, dw_ih, dw_hh, dw_hr, dbi, dbh)
     if status != 0:
         raise MemoryError("cannot allocate scratch memory for the LSTM backward pass")
+    return 0
+
+
+def step(x, h, c, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray b_hh):
+    """The cells' fast path: (1)-(5) for one step (T = 1, no projection) of rows x (B, I) from states
+    h, c (B, H). Returns (h_new, c_new), or None when x, h or c is not already a C-contiguous 2-D array
+    of the weights' dtype and shape; the caller then validates and converts them."""
+    cdef int tn = cnp.PyArray_TYPE(W_hh)
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), B
+    if not is_rows(x, tn, -1, I):
+        return None
+    B = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    if not (is_rows(h, tn, B, H) and is_rows(c, tn, B, H)):
+        return None
+    h_new, c_new = empty_rows(B, H, tn), empty_rows(B, H, tn)
+    if tn == cnp.NPY_FLOAT32:
+        _step(<float>0, B, I, H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, c_new, tn)
+    else:
+        _step(<double>0, B, I, H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, c_new, tn)
+    return h_new, c_new
+
+
+cdef int _step(floating kind, int B, int I, int H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, c_new,
+               int tn) except -1:
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, 4 * H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, 4 * H * H, tn, "W_hh")
+    cdef const floating* bi = <floating*>data_ptr(b_ih, 4 * H, tn, "b_ih")
+    cdef const floating* bh = <floating*>data_ptr(b_hh, 4 * H, tn, "b_hh")
+    # scratch: G (B, 4H), Hs and Cs with 2 slots of (B, H) each
+    cdef floating* scratch = <floating*>malloc(8 * BH * sizeof(floating))
+    if scratch == NULL:
+        raise MemoryError(f"cannot allocate {8 * BH * sizeof(floating)} bytes of LSTM step scratch")
+    cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>B * I, tn, "x")
+    cdef const floating* h_ = <floating*>data_ptr(h, BH, tn, "h")
+    cdef const floating* c_ = <floating*>data_ptr(c, BH, tn, "c")
+    cdef floating* out_h = <floating*>data_ptr(h_new, BH, tn, "h_new")
+    cdef floating* out_c = <floating*>data_ptr(c_new, BH, tn, "c_new")
+    with nogil:
+        _forward(1, B, I, H, H, False, x_, w_ih, w_hh, NULL, bi, bh,
+                 h_, c_, NULL, NULL, 0,
+                 scratch, scratch + 4 * BH, scratch + 6 * BH, 2, NULL, 1)
+        memcpy(out_h, scratch + 5 * BH, BH * sizeof(floating))
+        memcpy(out_c, scratch + 7 * BH, BH * sizeof(floating))
+    free(scratch)
     return 0

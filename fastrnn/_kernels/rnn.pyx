@@ -17,7 +17,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, opt_ptr
+from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
 from .blas cimport gemm
 from .gates cimport rnn_bwd, rnn_fwd
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
@@ -190,4 +190,45 @@ cdef int _bwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
                            dx, dh_0, dw_ih, dw_hh, dbi, dbh)
     if status != 0:
         raise MemoryError(f"cannot allocate {3 * B * H * sizeof(floating)} bytes of scratch for the RNN backward pass")
+    return 0
+
+
+def step(x, h, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray b_hh, bint use_relu):
+    """The cells' fast path: (1)-(3) for one step (T = 1) of rows x (B, I) from h (B, H). Returns h_new,
+    or None when x or h is not already a C-contiguous 2-D array of the weights' dtype and shape; the
+    caller then validates and converts them."""
+    cdef int tn = cnp.PyArray_TYPE(W_hh)
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), B
+    if not is_rows(x, tn, -1, I):
+        return None
+    B = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    if not is_rows(h, tn, B, H):
+        return None
+    h_new = empty_rows(B, H, tn)
+    if tn == cnp.NPY_FLOAT32:
+        _step(<float>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, use_relu, tn)
+    else:
+        _step(<double>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, use_relu, tn)
+    return h_new
+
+
+cdef int _step(floating kind, int B, int I, int H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, bint use_relu,
+               int tn) except -1:
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, H * H, tn, "W_hh")
+    cdef const floating* bi = <floating*>data_ptr(b_ih, H, tn, "b_ih")
+    cdef const floating* bh = <floating*>data_ptr(b_hh, H, tn, "b_hh")
+    # scratch: G (B, H) and Hs with 2 slots of (B, H)
+    cdef floating* scratch = <floating*>malloc(3 * BH * sizeof(floating))
+    if scratch == NULL:
+        raise MemoryError(f"cannot allocate {3 * BH * sizeof(floating)} bytes of RNN step scratch")
+    cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>B * I, tn, "x")
+    cdef const floating* h_ = <floating*>data_ptr(h, BH, tn, "h")
+    cdef floating* out_h = <floating*>data_ptr(h_new, BH, tn, "h_new")
+    with nogil:
+        _forward(1, B, I, H, False, use_relu, x_, w_ih, w_hh, bi, bh,
+                 h_, NULL, NULL, 0, scratch, scratch + BH, 2)
+        memcpy(out_h, scratch + 2 * BH, BH * sizeof(floating))
+    free(scratch)
     return 0

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels import gru as _gru
+from .._kernels import lstm as _lstm
+from .._kernels import rnn as _rnn
 from .._validation import as_array, check_choice, check_size, shape_str
 from .base import Layer
 from .recurrent import _GATES, kernel_backward, kernel_forward
@@ -37,6 +40,13 @@ class _Cell(Layer):
         self.param_set.data[...] = np.random.default_rng(seed).uniform(-bound, bound, self.param_set.size)
         p = self.params
         self._weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None)
+        zero = np.zeros(G, self.dtype)
+        # what the compiled one-step fast path takes: the weights, and biases (zeros when bias=False)
+        self._step_weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih", zero), p.get("bias_hh", zero))
+
+    def _step(self, x, hx):
+        """The compiled fast path for arrays that need no conversion; None means "validate first"."""
+        raise NotImplementedError
 
     def get_config(self):
         return dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
@@ -97,6 +107,10 @@ class _Cell(Layer):
     # ---- calls --------------------------------------------------------------------------------
 
     def __call__(self, x, hx=None):
+        if hx is not None:
+            out = self._step(x, hx)
+            if out is not None:
+                return out
         X, batched = self._input(x)
         h0, c0 = self._split(hx, X.shape[1], batched)
         saved = kernel_forward(self, X, None, 0, False, self._weights, None, h0, c0, training=False)
@@ -143,11 +157,19 @@ class RNNCell(_Cell):
     def _extra_config(self):
         return {"nonlinearity": self.nonlinearity}
 
+    def _step(self, x, hx):
+        return _rnn.step(x, hx, *self._step_weights, self.nonlinearity == "relu")
+
 
 class LSTMCell(_Cell):
     """One LSTM step, gates (i, f, g, o) as PyTorch's LSTMCell."""
 
     mode = "LSTM"
+
+    def _step(self, x, hx):
+        if type(hx) is tuple and len(hx) == 2:
+            return _lstm.step(x, hx[0], hx[1], *self._step_weights)
+        return None
 
 
 class GRUCell(_Cell):
@@ -161,3 +183,6 @@ class GRUCell(_Cell):
 
     def _extra_config(self):
         return {"reset_after": self.reset_after}
+
+    def _step(self, x, hx):
+        return _gru.step(x, hx, *self._step_weights, self.reset_after)

@@ -14,7 +14,7 @@ import numpy as np
 from .._kernels import gru as _gru
 from .._kernels import lstm as _lstm
 from .._kernels import rnn as _rnn
-from .._validation import (check_buffer, check_bytes, check_choice, check_float, check_size,
+from .._validation import (check_buffer, check_bytes, check_choice, check_dtype, check_float, check_size,
                            lengths_input, sequence_input, shape_str, state_input, as_array)
 from .base import Layer
 
@@ -74,6 +74,7 @@ class _Recurrent(Layer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, dtype=np.float32, seed=None):
+        dtype = check_dtype(dtype)
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
