@@ -15,6 +15,11 @@ from .layers.dropout import Dropout  # noqa: E402
 from .layers.layernorm import LayerNorm  # noqa: E402
 from .layers.sequential import Sequential  # noqa: E402
 from .losses import mse_loss, softmax_cross_entropy  # noqa: E402
+from .optim import SGD, Adam, AdamW, clip_grad_norm  # noqa: E402
+from .schedules import CosineAnnealingLR, LinearWarmup, StepLR  # noqa: E402
+from .io import FormatError, load, save  # noqa: E402
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 __all__ += ["Linear", "Embedding", "Dropout", "LayerNorm", "Sequential", "softmax_cross_entropy", "mse_loss"]
+__all__ += ["SGD", "Adam", "AdamW", "clip_grad_norm", "StepLR", "CosineAnnealingLR", "LinearWarmup",
+            "save", "load", "FormatError"]
