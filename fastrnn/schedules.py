@@ -54,6 +54,9 @@ class Schedule:
         return {"last_step": self.last_step, "base_lr": self.base_lr}
 
     def load_state_dict(self, state):
+        if not hasattr(state, "keys") or set(state.keys()) != {"last_step", "base_lr"}:
+            got = sorted(state.keys()) if hasattr(state, "keys") else type(state).__name__
+            raise ValueError(f"a schedule state must have the keys ['base_lr', 'last_step'], got {got}")
         last_step = check_size("last_step", state["last_step"], minimum=0)
         base_lr = check_float("base_lr", state["base_lr"], 0.0, low_open=True)
         self.last_step, self.base_lr = last_step, base_lr

@@ -479,6 +479,13 @@ def test_linear_warmup_alone_and_state_dict():
     sched2 = StepLR(opt2, 1, 0.5)
     sched2.load_state_dict({"last_step": 3, "base_lr": 2.0})
     assert opt2.lr == 0.25
+    sched2.load_state_dict(sched.state_dict())
+    assert sched2.last_step == 3 and opt2.lr == 0.125
+    with pytest.raises(ValueError, match="keys"):
+        sched2.load_state_dict({"last_step": 1})
+    with pytest.raises(ValueError, match="base_lr must be > 0"):
+        sched2.load_state_dict({"last_step": 1, "base_lr": -1.0})
+    assert sched2.last_step == 3
 
 
 @pytest.mark.parametrize("make,exc,match", [
