@@ -105,7 +105,16 @@ def _readonly(x):
     return x
 
 
+def _unaligned(x):
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, dtype=x.dtype, count=x.size, offset=1).reshape(x.shape)
+    out[...] = x
+    return out
+
+
 LAYOUTS = {
+    "unaligned": _unaligned,
+    "big-endian": lambda x: x.astype(x.dtype.newbyteorder(">")),
     "transposed view": _transposed,
     "[::2] strided": _strided,
     "fortran": np.asfortranarray,
@@ -122,7 +131,8 @@ def test_awkward_layouts_are_bitwise_equal_to_the_clean_copy(mode, dtype, batch_
     layer = make(mode, dtype=dtype, batch_first=batch_first, bidirectional=True)
     clean = rand((4, 4, 3), 1, dtype)  # T = B = 4, so that batch_first reads it as well
     x = LAYOUTS[layout](clean)
-    assert np.array_equal(x, clean) and not (x.flags.c_contiguous and x.flags.writeable)
+    assert np.array_equal(x, clean)
+    assert not (x.flags.c_contiguous and x.flags.writeable and x.flags.aligned and x.dtype.isnative)
     s = rand_state(layer, 4, 2)
     s_odd = tuple(np.asfortranarray(a) for a in s) if mode == "LSTM" else s[:, ::-1].copy()[:, ::-1]
     assert_same(layer(x, s_odd), layer(clean, s))
