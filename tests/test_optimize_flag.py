@@ -33,8 +33,7 @@ def test_bad_input_tests_pass_under_python_O():
     assert proc.returncode == 0, out[-4000:]
     passed = re.search(r"(\d+) passed", out)
     assert passed and int(passed.group(1)) >= 200, out[-2000:]
-    assert "failed" not in out and "error" not in out.lower().replace("valueerror", "").replace(
-        "typeerror", "").replace("runtimeerror", "").replace("memoryerror", ""), out[-2000:]
+    assert not re.search(r"\d+ (failed|errors?)\b", out), out[-2000:]
 
 
 def test_door_code_has_no_assert_statements():
