@@ -153,18 +153,17 @@ def lengths_input(lengths, T, B):
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise TypeError(f"lengths must hold integers, got non-integer values {arr[arr != np.round(arr)][:3]}")
-        arr = arr.astype(np.int64)
     elif arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
         raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.shape[0] != B:
         raise ValueError(f"lengths must have shape ({B},), one per batch row; got {shape_str(arr.shape)}")
-    arr = np.array(arr, dtype=np.int64, order="C")  # a private copy: kernels read it again in backprop
-    bad = np.flatnonzero((arr < 1) | (arr > T))
+    bad = np.flatnonzero((arr < 1) | (arr > T))  # on the caller's values: uint64 2**63 must not wrap first
     if len(bad):
         b = int(bad[0])
         if arr[b] > T:
             raise ValueError(f"lengths[{b}]={arr[b]} exceeds T={T}")
         raise ValueError(f"lengths must be in [1, T={T}]; lengths[{b}] = {arr[b]}")
+    arr = np.array(arr, dtype=np.int64, order="C")  # a private copy: kernels read it again in backprop
     if np.all(arr == T):
         return None
     return arr

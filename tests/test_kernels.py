@@ -116,9 +116,10 @@ def test_kernel_accepts_good_buffers():
     ("h0", np.zeros((1, 5)), "at least 10 elements"),
     ("G", np.zeros((3, 2, 4)), "at least 30 elements"),
     ("b_ih", None, "expected a numpy array"),
-    ("X", np.zeros((3, 2, 4), np.float32), "C-contiguous array"),
-    ("W_ih", np.zeros((4, 5)).T, "C-contiguous array"),
-    ("lengths", np.array([1, 2], np.int32), "C-contiguous array"),
+    ("X", np.zeros((3, 2, 4), np.float32), "C-contiguous native-byte-order array"),
+    ("W_ih", np.zeros((4, 5)).T, "C-contiguous native-byte-order array"),
+    ("lengths", np.array([1, 2], np.int32), "C-contiguous native-byte-order array"),
+    ("h0", np.zeros((2, 5), ">f8"), "native-byte-order"),
     ("Y", np.zeros((3, 2, 4)), "cannot hold columns"),
     ("Hs", np.zeros((3, 2, 5)), "slots"),
 ])

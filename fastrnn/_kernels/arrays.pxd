@@ -10,9 +10,10 @@ cdef inline void* data_ptr(object a, Py_ssize_t n, int typenum, str name) except
     if not isinstance(a, cnp.ndarray):
         raise TypeError(f"kernel argument {name}: expected a numpy array, got {type(a).__name__}")
     arr = <cnp.ndarray>a
-    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        raise ValueError(f"kernel argument {name}: expected a C-contiguous array of type {typenum}, "
-                         f"got dtype {arr.dtype} (C-contiguous: {arr.flags.c_contiguous})")
+    if (cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            or not cnp.PyArray_ISNOTSWAPPED(arr)):
+        raise ValueError(f"kernel argument {name}: expected a C-contiguous native-byte-order array of type "
+                         f"{typenum}, got dtype {arr.dtype} (C-contiguous: {arr.flags.c_contiguous})")
     if cnp.PyArray_SIZE(arr) < n:
         raise ValueError(f"kernel argument {name}: expected at least {n} elements, got {cnp.PyArray_SIZE(arr)}")
     return cnp.PyArray_DATA(arr)
@@ -26,7 +27,7 @@ cdef inline void* opt_ptr(object a, Py_ssize_t n, int typenum, str name) except?
 
 
 cdef inline bint is_rows(object a, int typenum, Py_ssize_t rows, Py_ssize_t cols):
-    """True when ``a`` is already a C-contiguous 2-D (rows, cols) array of ``typenum`` (rows < 0: any
+    """True when ``a`` is already a C-contiguous, native-byte-order 2-D (rows, cols) array of ``typenum`` (rows < 0: any
     count >= 1). The cells' fast path takes such arrays as they are; anything else goes through
     fastrnn._validation."""
     cdef cnp.ndarray arr
@@ -34,7 +35,7 @@ cdef inline bint is_rows(object a, int typenum, Py_ssize_t rows, Py_ssize_t cols
         return False
     arr = <cnp.ndarray>a
     return (cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(arr)
-            and cnp.PyArray_DIM(arr, 1) == cols and (cnp.PyArray_DIM(arr, 0) == rows if rows >= 0
+            and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_DIM(arr, 1) == cols and (cnp.PyArray_DIM(arr, 0) == rows if rows >= 0
                                                      else cnp.PyArray_DIM(arr, 0) >= 1))
 
 

@@ -5,6 +5,14 @@
 #include <math.h>
 #include "fastmath.h"
 
+/* On x86-64 each gate loop is compiled three times (AVX-512, AVX2 + FMA, and the SSE2 baseline) and
+ * the loader picks the widest this processor runs, so one build is both portable and fast. */
+#if defined(__x86_64__) && ((defined(__GNUC__) && __GNUC__ >= 11) || defined(__clang__))
+#define FR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FR_CLONES
+#endif
+
 #define FR_T float
 #define FR_NAME(name) fr_##name##_f
 #define FR_EXP fr_expf

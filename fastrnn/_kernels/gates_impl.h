@@ -23,7 +23,7 @@ static inline FR_T FR_NAME(tanh)(FR_T x)
 /* ---- Elman RNN ---------------------------------------------------------------------------- */
 
 /* (3) h = act(g + b_ih + b_hh) */
-static void FR_NAME(rnn_fwd)(int H, int relu, const FR_T *restrict g, const FR_T *restrict b_ih,
+FR_CLONES static void FR_NAME(rnn_fwd)(int H, int relu, const FR_T *restrict g, const FR_T *restrict b_ih,
                              const FR_T *restrict b_hh, FR_T *restrict h)
 {
     int j;
@@ -40,7 +40,7 @@ static void FR_NAME(rnn_fwd)(int H, int relu, const FR_T *restrict g, const FR_T
 }
 
 /* (3) dg = dh * act'(h) */
-static void FR_NAME(rnn_bwd)(int H, int relu, const FR_T *restrict dh, const FR_T *restrict h, FR_T *restrict dg)
+FR_CLONES static void FR_NAME(rnn_bwd)(int H, int relu, const FR_T *restrict dh, const FR_T *restrict h, FR_T *restrict dg)
 {
     int j;
     if (relu) {
@@ -57,7 +57,7 @@ static void FR_NAME(rnn_bwd)(int H, int relu, const FR_T *restrict dh, const FR_
 /* ---- LSTM --------------------------------------------------------------------------------- */
 
 /* (3) i, f, g, o;  (4) c = f c_prev + i g;  (5) r = o tanh(c).  g: 4H (pre-activations -> activations) */
-static void FR_NAME(lstm_fwd)(int H, FR_T *restrict g, const FR_T *restrict b_ih, const FR_T *restrict b_hh,
+FR_CLONES static void FR_NAME(lstm_fwd)(int H, FR_T *restrict g, const FR_T *restrict b_ih, const FR_T *restrict b_hh,
                               const FR_T *restrict c_prev, FR_T *restrict c, FR_T *restrict r)
 {
     FR_T *restrict g_i = g, *restrict g_f = g + H, *restrict g_g = g + 2 * H, *restrict g_o = g + 3 * H;
@@ -84,7 +84,7 @@ static void FR_NAME(lstm_fwd)(int H, FR_T *restrict g, const FR_T *restrict b_ih
 
 /* From dr = dL/dr and dc_next: (5) do, dc;  (4) dc_prev, di, df, dg;  (3) pre-activation gradients.
  * g: 4H (activations -> dG) */
-static void FR_NAME(lstm_bwd)(int H, FR_T *restrict g, const FR_T *restrict c_prev, const FR_T *restrict c,
+FR_CLONES static void FR_NAME(lstm_bwd)(int H, FR_T *restrict g, const FR_T *restrict c_prev, const FR_T *restrict c,
                               const FR_T *restrict dr, const FR_T *restrict dc_next, FR_T *restrict dc_prev)
 {
     FR_T *restrict g_i = g, *restrict g_f = g + H, *restrict g_g = g + 2 * H, *restrict g_o = g + 3 * H;
@@ -108,7 +108,7 @@ static void FR_NAME(lstm_bwd)(int H, FR_T *restrict g, const FR_T *restrict c_pr
 /* ---- GRU, reset-after --------------------------------------------------------------------- */
 
 /* (2), (3), (4a) hn, (5a) n, (6) h.  g: 3H x-side pre-activations -> [r, z, n]; gh = h_prev W_hh^T (3H) */
-static void FR_NAME(gru_after_fwd)(int H, FR_T *restrict g, const FR_T *restrict gh, const FR_T *restrict b_ih,
+FR_CLONES static void FR_NAME(gru_after_fwd)(int H, FR_T *restrict g, const FR_T *restrict gh, const FR_T *restrict b_ih,
                                    const FR_T *restrict b_hh, const FR_T *restrict h_prev, FR_T *restrict hn,
                                    FR_T *restrict h)
 {
@@ -133,7 +133,7 @@ static void FR_NAME(gru_after_fwd)(int H, FR_T *restrict g, const FR_T *restrict
 
 /* From dh: (6) dn, dz, dh_prev (direct part);  (5a) dn_pre, dr;  (2), (3).
  * g: [r, z, n] -> x-side dG;  hn -> its own gradient dn_pre * r (the h-side n part) */
-static void FR_NAME(gru_after_bwd)(int H, FR_T *restrict g, FR_T *restrict hn, const FR_T *restrict h_prev,
+FR_CLONES static void FR_NAME(gru_after_bwd)(int H, FR_T *restrict g, FR_T *restrict hn, const FR_T *restrict h_prev,
                                    const FR_T *restrict dh, FR_T *restrict dh_prev)
 {
     FR_T *restrict g_r = g, *restrict g_z = g + H, *restrict g_n = g + 2 * H;
@@ -155,7 +155,7 @@ static void FR_NAME(gru_after_bwd)(int H, FR_T *restrict g, FR_T *restrict hn, c
 /* ---- GRU, reset-before -------------------------------------------------------------------- */
 
 /* (2), (3) r, z;  (4b) rh = r h_prev.  g: first 2H pre-activations -> [r, z] */
-static void FR_NAME(gru_before_fwd_rz)(int H, FR_T *restrict g, const FR_T *restrict b_ih,
+FR_CLONES static void FR_NAME(gru_before_fwd_rz)(int H, FR_T *restrict g, const FR_T *restrict b_ih,
                                        const FR_T *restrict b_hh, const FR_T *restrict h_prev, FR_T *restrict rh)
 {
     FR_T *restrict g_r = g, *restrict g_z = g + H;
@@ -171,7 +171,7 @@ static void FR_NAME(gru_before_fwd_rz)(int H, FR_T *restrict g, const FR_T *rest
 }
 
 /* (5b) n;  (6) h.  g: [r, z, n pre-activation] -> [r, z, n] */
-static void FR_NAME(gru_before_fwd_n)(int H, FR_T *restrict g, const FR_T *restrict b_ih,
+FR_CLONES static void FR_NAME(gru_before_fwd_n)(int H, FR_T *restrict g, const FR_T *restrict b_ih,
                                       const FR_T *restrict b_hh, const FR_T *restrict h_prev, FR_T *restrict h)
 {
     const FR_T *restrict g_z = g + H;
@@ -188,7 +188,7 @@ static void FR_NAME(gru_before_fwd_n)(int H, FR_T *restrict g, const FR_T *restr
 }
 
 /* (6) dn, dz, dh_prev (direct part);  (5b) dn_pre;  (3).  g: [r, z, n] -> [r, dz_pre, dn_pre] */
-static void FR_NAME(gru_before_bwd_zn)(int H, FR_T *restrict g, const FR_T *restrict h_prev,
+FR_CLONES static void FR_NAME(gru_before_bwd_zn)(int H, FR_T *restrict g, const FR_T *restrict h_prev,
                                        const FR_T *restrict dh, FR_T *restrict dh_prev)
 {
     FR_T *restrict g_z = g + H, *restrict g_n = g + 2 * H;
@@ -204,7 +204,7 @@ static void FR_NAME(gru_before_bwd_zn)(int H, FR_T *restrict g, const FR_T *rest
 }
 
 /* (4b) with drh = dn_pre W_hn: dr = drh h_prev, dh_prev += drh r;  (2).  g: r -> dr_pre (first H) */
-static void FR_NAME(gru_before_bwd_r)(int H, FR_T *restrict g, const FR_T *restrict drh,
+FR_CLONES static void FR_NAME(gru_before_bwd_r)(int H, FR_T *restrict g, const FR_T *restrict drh,
                                       const FR_T *restrict h_prev, FR_T *restrict dh_prev)
 {
     int j;

@@ -93,6 +93,10 @@ class _Cell(Layer):
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 found = f"a {len(hx)}-tuple" if isinstance(hx, (tuple, list)) else type(hx).__name__
                 raise TypeError(f"LSTMCell state must be a tuple (h, c) of arrays; got {found}")
+            for name, part in zip("hc", hx):
+                if part is None:
+                    raise TypeError(f"{name} must be an array of numbers, got NoneType (omit the whole state "
+                                    "for zeros)")
             return self._state(hx[0], "h", B, batched), self._state(hx[1], "c", B, batched)
         if isinstance(hx, (tuple, list)):
             raise TypeError(f"{type(self).__name__} state must be one array h; got a {type(hx).__name__}")
