@@ -2,8 +2,11 @@
 # "active" at step t when t < lengths[b] (or always, when lengths is NULL); an inactive row
 # outputs zeros, keeps its state, and passes its state gradient through unchanged.
 from cython cimport floating
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from numpy cimport int64_t
+
+from .blas cimport gemm
 
 
 cdef inline bint active(const int64_t* lengths, int t, int b) noexcept nogil:
@@ -53,11 +56,19 @@ cdef inline void zero_row(floating* a, int n) noexcept nogil:
 
 
 cdef inline void add_col_sums(floating* db, const floating* dG, Py_ssize_t rows, int n, int ld) noexcept nogil:
-    # db[:n] += dG[:rows, :n].sum(axis=0)
+    # db[:n] += dG[:rows, :n].sum(axis=0), as the GEMV db += ones[rows] @ dG (rows <= INT_MAX: validated)
     cdef Py_ssize_t r
     cdef int j
+    cdef floating* ones
     if db == NULL:
         return
-    for r in range(rows):
+    ones = <floating*>malloc(rows * sizeof(floating))
+    if ones != NULL:
+        for r in range(rows):
+            ones[r] = 1
+        gemm(False, False, 1, n, <int>rows, <floating>1, ones, <int>rows, dG, ld, <floating>1, db, n)
+        free(ones)
+        return
+    for r in range(rows):  # no memory for the ones: the plain loop
         for j in range(n):
             db[j] += dG[r * ld + j]
