@@ -184,6 +184,9 @@ class LanguageModel(_RecurrentModel):
 
     def _prompt(self, prompt_ids):
         ids = np.asarray(prompt_ids)
+        if ids.size == 0:
+            raise ValueError(f"prompt_ids must hold at least one id (the model needs a first token); got shape "
+                             f"{ids.shape}")
         if ids.dtype.kind not in "iu" or ids.dtype == np.bool_:
             raise TypeError(f"prompt_ids must be integer token ids, got dtype {ids.dtype}")
         if ids.ndim != 1 or ids.shape[0] == 0:
