@@ -10,6 +10,7 @@ import importlib
 #: command name -> (module, one-line help)
 COMMANDS = {
     "demo": ("fastrnn.demo", "check the kernels against a plain-numpy LSTM, time them, and train a tiny model"),
+    "lm": ("fastrnn.lm_cli", "train a character language model (default: on the shipped Shakespeare) and sample it"),
 }
 
 DEFAULT = "demo"
