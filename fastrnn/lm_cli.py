@@ -110,8 +110,9 @@ def add_arguments(parser):
                      help="evaluate on (part of) the validation split and print a sample every STEPS steps")
     opt.add_argument("--seed", type=int, default=0, help="seed for initialisation, batching and samples")
     opt.add_argument("--blas-threads", type=int, default=1, metavar="N",
-                     help="BLAS threads while training (needs threadpoolctl; 0 leaves the BLAS default). One "
-                          "thread is fastest for the small per-step matrix products of a char model")
+                     help="BLAS threads while training (applied with threadpoolctl when installed; otherwise set "
+                          "OPENBLAS_NUM_THREADS before starting; 0 leaves the BLAS default). One thread is fastest "
+                          "for the small per-step matrix products of a char model, above all on a busy machine")
     opt.add_argument("--no-progress", action="store_true", help="plain log lines instead of a tqdm progress bar")
     out = t.add_argument_group("output")
     out.add_argument("--out", default=DEFAULT_OUT, metavar="PATH", help="where to save the trained model")
@@ -135,7 +136,8 @@ def add_arguments(parser):
 
 def run(args):
     if args.lm_command == "train":
-        return _train(args)
+        with _blas_threads(args.blas_threads):
+            return _train(args)
     return _sample(args)
 
 
@@ -147,6 +149,9 @@ def _blas_threads(n):
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
+        if os.environ.get("OPENBLAS_NUM_THREADS") is None:
+            print(f"note: threadpoolctl is not installed, so --blas-threads {n} cannot be applied; for speed install "
+                  f"it (pip install threadpoolctl) or start with OPENBLAS_NUM_THREADS={n}", file=sys.stderr)
         yield
         return
     with threadpool_limits(limits=n, user_api="blas"):
@@ -254,32 +259,31 @@ def _train(args):
         optimizer.lr = base_lr / args.warmup
     meta = {"vocab": vocab.chars, "source": source if args.text is None else os.path.basename(args.text),
             "kind": "char-lm"}
-    with _blas_threads(args.blas_threads):
-        history = fit(model, optimizer, train_batches, val=val_subset, epochs=None, max_steps=args.max_steps,
-                      max_seconds=train_seconds, carry_state=True, clip_norm=args.clip, eval_every=args.eval_every,
-                      log_every=max(1, min(50, args.eval_every)), progress=False if args.no_progress else None,
-                      callback=schedule, on_eval=on_eval)
-        if history.total_steps == 0:
-            print("error: no training step ran (" + str(history.stop_reason) + ")", file=sys.stderr)
-            return 1
-        if history.stop_reason and history.stop_reason.startswith(("non-finite", "step")):
-            print("training stopped early: " + history.stop_reason, file=sys.stderr)
-        t_eval = time.perf_counter()
-        val_loss = evaluate(model, val_all, carry_state=True)
-        bpc = bits_per_char(val_loss)
-        print(f"validation: {bpc:.3f} bits per character (cross-entropy {val_loss:.4f} nats) on "
-              f"{len(val_ids):,} characters after {history.total_steps} steps, "
-              f"{time.perf_counter() - t_start:.0f} s (final evaluation {time.perf_counter() - t_eval:.1f} s)")
-        meta.update(val_bits_per_char=bpc, steps=history.total_steps)
-        try:
-            save(model, args.out, metadata=meta)
-        except OSError as exc:
-            print(f"error: cannot save the model to {args.out}: {exc}", file=sys.stderr)
-            return 1
-        print(f"saved: {args.out}  (write more with: python -m fastrnn lm sample {args.out} --prompt 'ROMEO.')")
-        if args.sample_chars > 0:
-            print(f"sample (temperature {args.temperature:g}):")
-            print(sample_text(args.sample_chars, args.seed))
+    history = fit(model, optimizer, train_batches, val=val_subset, epochs=None, max_steps=args.max_steps,
+                  max_seconds=train_seconds, carry_state=True, clip_norm=args.clip, eval_every=args.eval_every,
+                  log_every=max(1, min(50, args.eval_every)), progress=False if args.no_progress else None,
+                  callback=schedule, on_eval=on_eval)
+    if history.total_steps == 0:
+        print("error: no training step ran (" + str(history.stop_reason) + ")", file=sys.stderr)
+        return 1
+    if history.stop_reason and history.stop_reason.startswith(("non-finite", "step")):
+        print("training stopped early: " + history.stop_reason, file=sys.stderr)
+    t_eval = time.perf_counter()
+    val_loss = evaluate(model, val_all, carry_state=True)
+    bpc = bits_per_char(val_loss)
+    print(f"validation: {bpc:.3f} bits per character (cross-entropy {val_loss:.4f} nats) on "
+          f"{len(val_ids):,} characters after {history.total_steps} steps, "
+          f"{time.perf_counter() - t_start:.0f} s (final evaluation {time.perf_counter() - t_eval:.1f} s)")
+    meta.update(val_bits_per_char=bpc, steps=history.total_steps)
+    try:
+        save(model, args.out, metadata=meta)
+    except OSError as exc:
+        print(f"error: cannot save the model to {args.out}: {exc}", file=sys.stderr)
+        return 1
+    print(f"saved: {args.out}  (write more with: python -m fastrnn lm sample {args.out} --prompt 'Ham.\\n')")
+    if args.sample_chars > 0:
+        print(f"sample (temperature {args.temperature:g}):")
+        print(sample_text(args.sample_chars, args.seed))
     print(f"total time {time.perf_counter() - t_start:.0f} s")
     return 0
 
