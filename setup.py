@@ -1,8 +1,9 @@
 """Build the Cython kernels.
 
-One list of extensions, Cython directives set in one place. ``FASTRNN_CYTHON_DEBUG=1`` turns on
-bounds checking and wraparound in the generated code and compiles with -O1 -g, for test runs that hunt
-out-of-bounds access.
+One list of extensions, Cython directives set in one place. ``FASTRNN_CYTHON_DEBUG=1`` builds for
+test runs that hunt out-of-bounds access: Cython's bounds checking and wraparound on, and, because
+the kernels index raw pointers that Cython cannot check, AddressSanitizer (-fsanitize=address), -O1 -g.
+Such a build is loaded with libasan preloaded; see .ci/run.
 """
 import glob
 import os
@@ -13,7 +14,7 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTRNN_CYTHON_DEBUG", "0") == "1"
 
-KERNELS = ["blas", "rnn", "lstm", "gru", "optim"]
+KERNELS = ["blas", "rnn", "lstm", "gru", "optim", "packed"]
 
 directives = {
     "language_level": 3,
@@ -25,7 +26,9 @@ directives = {
 }
 # -fno-trapping-math lets gcc turn the clamps in fastmath.h into vector selects (NaN still propagates);
 # with it the gate loops vectorize.
-compile_args = ["-fno-trapping-math"] + (["-O1", "-g"] if DEBUG else ["-O3"])
+compile_args = ["-fno-trapping-math"] + (["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
+                                         if DEBUG else ["-O3"])
+link_args = ["-fsanitize=address"] if DEBUG else []
 
 # Rebuild every kernel when a shared header or .pxd changes (setuptools tracks only what it is told).
 DEPENDS = sorted(glob.glob("fastrnn/_kernels/*.h") + glob.glob("fastrnn/_kernels/*.pxd"))
@@ -37,6 +40,7 @@ extensions = [
         include_dirs=[numpy.get_include(), "fastrnn/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
+        extra_link_args=link_args,
         depends=DEPENDS,
     )
     for name in KERNELS

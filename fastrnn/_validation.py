@@ -46,6 +46,8 @@ def check_float(name, value, low=None, high=None, low_open=False):
 
 def check_dtype(dtype):
     """The layer dtype: float32 or float64 only."""
+    if dtype is None:
+        raise TypeError("dtype must be np.float32 or np.float64, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -53,6 +55,24 @@ def check_dtype(dtype):
     if dt not in FLOAT_DTYPES or (isinstance(dtype, str) and dtype not in ("float32", "float64")):
         raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
     return dt
+
+
+def check_bool(name, value):
+    """A flag: True/False (or numpy's bool_, or the integers 0 and 1); a string such as "False" is refused."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+
+
+def check_seed(seed):
+    """None, or a non-negative integer seed for numpy's default_rng."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be None or a non-negative integer, got {type(seed).__name__} {seed!r}")
+    return int(seed)
 
 
 def check_choice(name, value, allowed):
@@ -77,7 +97,8 @@ def as_array(x, name, dtype, copy=False):
     """Convert array-likes to a C-contiguous array of ``dtype``; reject what is not numbers.
 
     Integers and float16 are converted; bool, complex, object and strings raise ``TypeError``.
-    Byte-swapped input becomes native. ``copy=True`` always returns a fresh array.
+    Byte-swapped input becomes native. ``copy=True`` always returns a fresh array. ``dtype=None`` only
+    checks the kind and returns the array as it is (no conversion, no copy), for shape checks first.
     """
     if x is None or isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
@@ -91,6 +112,8 @@ def as_array(x, name, dtype, copy=False):
     kind = x.dtype.kind
     if kind not in "fiu" or x.dtype == np.bool_:
         raise TypeError(f"{name} must hold real numbers (float or int), got dtype {x.dtype}")
+    if dtype is None:
+        return x
     if copy:
         return np.array(x, dtype=dtype, order="C", copy=True)
     return np.asarray(x, dtype=dtype, order="C")  # copies only when needed; keeps 0-d arrays 0-d
@@ -117,12 +140,13 @@ def shape_str(shape):
 
 # ---- recurrent inputs --------------------------------------------------------------------------
 
-def sequence_input(x, input_size, dtype, batch_first, copy=False):
+def sequence_input(x, input_size, dtype, batch_first, copy=False, check_sizes=None):
     """x as a C-contiguous time-major (T, B, I) array of ``dtype``, and whether it was batched.
 
-    Accepts (T, I) unbatched input, or (T, B, I) / (B, T, I) with batch_first.
+    Accepts (T, I) unbatched input, or (T, B, I) / (B, T, I) with batch_first. ``check_sizes(T, B)``
+    runs before anything is copied, so a huge broadcast view is refused without allocating.
     """
-    x = as_array(x, "x", dtype)
+    x = as_array(x, "x", None)
     if x.ndim not in (2, 3):
         raise ValueError(f"x must be 2-D (T, I) or 3-D ({'B, T' if batch_first else 'T, B'}, I); "
                          f"got {x.ndim}-D with shape {shape_str(x.shape)}")
@@ -138,7 +162,10 @@ def sequence_input(x, input_size, dtype, batch_first, copy=False):
         raise ValueError("x has no time steps (T=0); sequences need T >= 1 (use a cell to stream step by step)")
     if B == 0:
         raise ValueError("x has an empty batch (B=0); need B >= 1")
-    if copy or not x.flags.c_contiguous:
+    check_buffer("x (T*B x I)", T, B, input_size)
+    if check_sizes is not None:
+        check_sizes(T, B)
+    if copy or not x.flags.c_contiguous or x.dtype != dtype:
         x = np.array(x, dtype=dtype, order="C", copy=True)
     return x, batched
 
@@ -151,8 +178,10 @@ def lengths_input(lengths, T, B):
         raise TypeError(f"lengths must be an array of integers, got {type(lengths).__name__}")
     arr = np.asarray(lengths)
     if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise TypeError(f"lengths must hold integers, got non-integer values {arr[arr != np.round(arr)][:3]}")
+        with np.errstate(invalid="ignore"):
+            fractional = ~np.isfinite(arr) | (arr != np.round(arr))
+        if np.any(fractional):
+            raise TypeError(f"lengths must hold integers, got non-integer values {arr[fractional][:3]}")
     elif arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
         raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.shape[0] != B:

@@ -426,9 +426,7 @@ LENGTH_CASES = [
     ("32", TypeError, r"lengths must be an array of integers, got str"),
     ([None, 1], TypeError, r"lengths must hold integers, got dtype object"),
     (np.array([3, 1], complex), TypeError, r"lengths must hold integers, got dtype complex128"),
-    pytest.param([np.inf, 2], TypeError, r"lengths must hold integers, got non-integer values \[inf\]",
-                 marks=pytest.mark.xfail(strict=True, reason="lengths_input lists arr[arr != round(arr)], which "
-                                         "is empty for inf: the message says 'non-integer values []'")),
+    ([np.inf, 2], TypeError, r"lengths must hold integers, got non-integer values \[inf\]"),
     ([1e300, 2], ValueError, r"lengths\[0\]=1e\+300 exceeds T=3"),
     (np.array([2**63, 2], np.uint64), ValueError, r"lengths\[0\]=9223372036854775808 exceeds T=3"),
 ]
@@ -880,3 +878,41 @@ def test_cell_result_does_not_alias_the_state(mode):
         assert not np.shares_memory(a, cell.param_set.data)
         a[...] = 123
     assert all(np.array_equal(a, b) for a, b in zip(hx if mode == "LSTM" else (hx,), before))
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: fr.RNN(4, 3, dtype=None), TypeError, r"dtype must be np\.float32 or np\.float64, got None"),
+    (lambda: fr.GRUCell(4, 3, dtype=None), TypeError, r"dtype must be np\.float32 or np\.float64, got None"),
+    (lambda: fr.RNN(4, 3, bias="False"), TypeError, r"bias must be True or False, got str 'False'"),
+    (lambda: fr.LSTM(4, 3, batch_first="yes"), TypeError, r"batch_first must be True or False, got str"),
+    (lambda: fr.GRU(4, 3, bidirectional=2), TypeError, r"bidirectional must be True or False, got int 2"),
+    (lambda: fr.GRU(4, 3, reset_after="no"), TypeError, r"reset_after must be True or False"),
+    (lambda: fr.RNN(4, 3, seed="abc"), TypeError, r"seed must be None or a non-negative integer, got str 'abc'"),
+    (lambda: fr.LSTM(4, 3, seed=-1), TypeError, r"seed must be None or a non-negative integer, got int -1"),
+    (lambda: fr.LSTMCell(4, 3, seed=1.5), TypeError, r"seed must be None or a non-negative integer, got float"),
+    (lambda: fr.RNNCell(1, 2**20), ValueError, r"weight_hh would hold 1,099,511,627,776 elements"),
+    (lambda: fr.RNNCell(1, 46000, dtype=np.float64), MemoryError,
+     r"RNNCell parameters and gradients needs [\d,]+ bytes, more than this machine's"),
+    (lambda: fr.RNNCell(2**31, 2), ValueError, r"input_size must be at most 2147483647"),
+])
+def test_constructor_flags_seeds_and_sizes(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_flags_accept_numpy_bools_and_zero_one():
+    assert fr.RNN(4, 3, bias=np.bool_(False)).bias is False
+    assert fr.GRU(4, 3, bidirectional=1).bidirectional is True
+
+
+def test_huge_broadcast_input_is_refused_before_any_copy():
+    import tracemalloc
+
+    layer = fr.RNN(4, 3)
+    x = np.broadcast_to(np.float64(1.0), (2**16, 2**16, 4))   # 2**34 elements as a view of one number
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"x \(T\*B x I\) would hold 17,179,869,184 elements"):
+        layer(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 10 * 2**20

@@ -17,7 +17,8 @@ import numpy as np
 from .._kernels import gru as _gru
 from .._kernels import lstm as _lstm
 from .._kernels import rnn as _rnn
-from .._validation import as_array, check_choice, check_size, shape_str
+from .._validation import (as_array, check_bool, check_buffer, check_bytes, check_choice, check_dtype, check_seed,
+                           check_size, shape_str)
 from .base import Layer
 from .recurrent import _GATES, kernel_backward, kernel_forward
 
@@ -26,16 +27,21 @@ class _Cell(Layer):
     mode = None
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, seed=None):
+        dtype = check_dtype(dtype)
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.h_out = self.hidden_size
-        self.bias = bool(bias)
+        self.bias = check_bool("bias", bias)
+        self.seed = check_seed(seed)
         G = _GATES[self.mode] * self.hidden_size
         specs = [("weight_ih", (G, self.input_size)), ("weight_hh", (G, self.hidden_size))]
         if self.bias:
             specs += [("bias_ih", (G,)), ("bias_hh", (G,))]
+        for name, shape in specs:
+            check_buffer(name, *shape)
+        check_bytes(2 * sum(int(np.prod(shape)) for _, shape in specs) * dtype.itemsize,
+                    f"{type(self).__name__} parameters and gradients")
         super().__init__(specs, dtype)
-        self.seed = seed
         bound = 1.0 / np.sqrt(self.hidden_size)
         self.param_set.data[...] = np.random.default_rng(seed).uniform(-bound, bound, self.param_set.size)
         p = self.params
@@ -182,7 +188,7 @@ class GRUCell(_Cell):
     mode = "GRU"
 
     def __init__(self, input_size, hidden_size, bias=True, reset_after=True, dtype=np.float32, seed=None):
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_bool("reset_after", reset_after)
         super().__init__(input_size, hidden_size, bias, dtype, seed)
 
     def _extra_config(self):

@@ -14,7 +14,8 @@ import numpy as np
 from .._kernels import gru as _gru
 from .._kernels import lstm as _lstm
 from .._kernels import rnn as _rnn
-from .._validation import (check_buffer, check_bytes, check_choice, check_dtype, check_float, check_size,
+from .._validation import (check_bool, check_buffer, check_bytes, check_choice, check_dtype, check_float,
+                           check_seed, check_size,
                            lengths_input, sequence_input, shape_str, state_input, as_array)
 from .base import Layer
 
@@ -91,12 +92,12 @@ class _Recurrent(Layer):
 
             warnings.warn(f"dropout={dropout} applies between layers, and num_layers=1 has none", UserWarning,
                           stacklevel=3)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.bidirectional = bool(bidirectional)
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
         self.num_directions = 2 if self.bidirectional else 1
         self.h_out = self.proj_size or self.hidden_size
-        self.seed = seed
+        self.seed = check_seed(seed)
         specs = self._param_specs()
         nbytes = 2 * sum(int(np.prod(shape)) for _, shape in specs) * np.dtype(dtype).itemsize
         check_bytes(nbytes, f"{type(self).__name__} parameters and gradients")
@@ -153,11 +154,9 @@ class _Recurrent(Layer):
     # ---- input handling -----------------------------------------------------------------------
 
     def _prepare(self, x, state0, lengths, training):
-        X, batched = sequence_input(x, self.input_size, self.dtype, self.batch_first, copy=training)
+        X, batched = sequence_input(x, self.input_size, self.dtype, self.batch_first, copy=training,
+                                    check_sizes=self._check_sizes)
         T, B = X.shape[0], X.shape[1]
-        G = _GATES[self.mode] * self.hidden_size
-        check_buffer("the gate buffer G (T*B x gates*H)", T, B, G)
-        check_buffer("the layer output (T*B x D*H_out)", T, B, self.num_directions * self.h_out)
         lens = lengths_input(lengths, T, B)
         if lens is not None:
             # Padding past a row's length must reach no output and no gradient: the hoisted GEMMs run over
@@ -169,6 +168,14 @@ class _Recurrent(Layer):
                 X[pad] = 0
         h0, c0 = self._parse_state(state0, B, batched)
         return X, batched, lens, h0, c0
+
+    def _check_sizes(self, T, B):
+        """Every buffer of a call must fit the kernels' 32-bit BLAS sizes and this machine's memory."""
+        G = _GATES[self.mode] * self.hidden_size
+        check_buffer("the gate buffer G (T*B x gates*H)", T, B, G)
+        check_buffer("the layer output (T*B x D*H_out)", T, B, self.num_directions * self.h_out)
+        per_row = G + self.num_directions * self.h_out + max(self.input_size, self.num_directions * self.h_out)
+        check_bytes(T * B * per_row * self.dtype.itemsize, f"a {type(self).__name__} call with T={T}, B={B}")
 
     def _state_shapes(self, B):
         LD = self.num_layers * self.num_directions
@@ -361,7 +368,7 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, reset_after=True, dtype=np.float32, seed=None):
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_bool("reset_after", reset_after)
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          dtype, seed)
 
