@@ -46,5 +46,6 @@ class Layer:
         return self.param_set.size
 
     def param_sets(self):
-        """Every ParamSet in this layer (containers return their children's)."""
+        """The ParamSets an optimizer updates: this layer's one set (a container's gathered set covers
+        all its children, so optimizers and clipping run one fused loop over the whole model)."""
         return [self.param_set]
