@@ -1,0 +1,84 @@
+/* Packed-weight small GEMM for the recurrent products, in float (suffix _f) and double (suffix _d);
+ * the code is in packed_impl.h, compiled twice as gates.h does it.
+ *
+ * Why: each time step multiplies a few rows (the batch, B) by the same recurrent weights W_hh.
+ * BLAS re-packs W_hh on every call, i.e. every step; here W_hh is packed once per sequence and each
+ * step only streams the packed copy.
+ *
+ * The product.  C[M, N] = A[M, K] @ op(W) + beta * C   (row-major, alpha = 1), where op(W) is
+ *     W^T for W stored (N, K)  -- forward,  g += h_prev @ W_hh^T:   fr_pack_bt_*
+ *     W   for W stored (K, N)  -- backward, dh_prev = dG @ W_hh:    fr_pack_b_*
+ * Both packers produce the same layout, so one fr_gemm_packed_* serves both.
+ *
+ * Packed layout.  A vector V holds 64 bytes (16 floats or 8 doubles) and a panel is NR = 2 V output
+ * columns wide. op(W) (K x N) is cut into ceil(N / NR) column panels; panel p holds the columns
+ * [p NR, p NR + NR) as K rows of NR contiguous values (row k = op(W)[k, p NR : p NR + NR]), the last
+ * panel padded with zeros. Panels follow each other: panel p starts at Wp + p K NR, and the buffer
+ * has fr_packed_size_*(K, N) = ceil(N / NR) K NR elements. A 64-byte aligned buffer
+ * (fr_packed_alloc) keeps every vector load within one cache line.
+ *
+ * Blocking.  The micro-kernel computes an MR x NR tile of C in 2 MR vector accumulators: per k it
+ * loads the two vectors of panel row k and, for each of the MR rows i, broadcasts A[i, k] and does
+ * two fused multiply-adds. MR = 8 with AVX-512 (16 of its 32 registers), 3 with AVX2 (a 64-byte
+ * vector is two 32-byte registers: 12 of 16), 1 otherwise; the last rows use a smaller tile. Loops,
+ * outer to inner: K in chunks of KC, panels, row tiles; a KC x NR panel piece is reused by every
+ * row tile while it is in cache (L1/L2), and chunks after the first add into C (beta = 1). At the
+ * sizes of recurrent layers (K <= 4096) there is one chunk: smaller chunks measured slower, as the
+ * extra passes over C cost more than the cache they save.
+ *
+ * Every function is compiled for AVX-512, AVX2 + FMA and the baseline (FR_CLONES, as in gates.h).
+ */
+#ifndef FASTRNN_PACKED_H
+#define FASTRNN_PACKED_H
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && ((defined(__GNUC__) && __GNUC__ >= 11) || defined(__clang__))
+#define FR_PACKED_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FR_PACKED_X86 1
+#else
+#define FR_PACKED_CLONES
+#define FR_PACKED_X86 0
+#endif
+
+#define FR_PACKED_BYTES 64          /* bytes in one vector V */
+#define FR_PACKED_KC 4096           /* K chunk: measured, smaller chunks were slower up to K = 4096 */
+#define FR_PACKED_MR_MAX 8
+
+/* Rows per micro-tile for this processor: 8 (AVX-512), 3 (AVX2), 1. */
+static inline int fr_packed_mr(void)
+{
+#if FR_PACKED_X86
+    __builtin_cpu_init();           /* idempotent; reads flags set once at load */
+    if (__builtin_cpu_supports("avx512f"))
+        return 8;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 3 : 1;
+#else
+    return 1;
+#endif
+}
+
+/* 64-byte aligned memory for n_bytes (release with free); NULL when out of memory. */
+static inline void *fr_packed_alloc(size_t n_bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, FR_PACKED_BYTES, n_bytes ? n_bytes : 1) != 0)
+        return NULL;
+    return p;
+}
+
+#define FR_T float
+#define FR_NAME(name) fr_##name##_f
+#include "packed_impl.h"
+#undef FR_T
+#undef FR_NAME
+
+#define FR_T double
+#define FR_NAME(name) fr_##name##_d
+#include "packed_impl.h"
+#undef FR_T
+#undef FR_NAME
+
+#endif

@@ -1,0 +1,45 @@
+# The Cython door to packed.h: the packed-weight GEMM for the per-step recurrent products.
+# Layout, blocking and the exact product are described in packed.h.
+from cython cimport floating
+
+
+cdef extern from "packed.h" nogil:
+    void* fr_packed_alloc(size_t n_bytes)
+    size_t fr_packed_size_f(int K, int N)
+    size_t fr_packed_size_d(int K, int N)
+    void fr_pack_bt_f(int K, int N, const float* W, int ldw, float* Wp)
+    void fr_pack_bt_d(int K, int N, const double* W, int ldw, double* Wp)
+    void fr_pack_b_f(int K, int N, const float* W, int ldw, float* Wp)
+    void fr_pack_b_d(int K, int N, const double* W, int ldw, double* Wp)
+    void fr_gemm_packed_f(int M, int N, int K, const float* A, int lda, const float* Wp, float* C, int ldc, float beta)
+    void fr_gemm_packed_d(int M, int N, int K, const double* A, int lda, const double* Wp, double* C, int ldc, double beta)
+
+
+# A packed copy of op(W) (K x N) in fresh 64-byte aligned memory (free it with free), or NULL when
+# out of memory. trans: W stored (N, K) and op(W) = W^T; else W stored (K, N) and op(W) = W.
+cdef inline floating* pack_weights(bint trans, int K, int N, const floating* W, int ldw) noexcept nogil:
+    cdef floating* Wp
+    if floating is float:
+        Wp = <float*>fr_packed_alloc(fr_packed_size_f(K, N) * sizeof(float))
+        if Wp != NULL:
+            if trans:
+                fr_pack_bt_f(K, N, W, ldw, Wp)
+            else:
+                fr_pack_b_f(K, N, W, ldw, Wp)
+    else:
+        Wp = <double*>fr_packed_alloc(fr_packed_size_d(K, N) * sizeof(double))
+        if Wp != NULL:
+            if trans:
+                fr_pack_bt_d(K, N, W, ldw, Wp)
+            else:
+                fr_pack_b_d(K, N, W, ldw, Wp)
+    return Wp
+
+
+# C[M, N] = A[M, K] @ op(W) + beta * C, op(W) packed by pack_weights (row-major; beta = 0: C not read)
+cdef inline void gemm_packed(int M, int N, int K, const floating* A, int lda, const floating* Wp,
+                             floating beta, floating* C, int ldc) noexcept nogil:
+    if floating is float:
+        fr_gemm_packed_f(M, N, K, A, lda, Wp, C, ldc, beta)
+    else:
+        fr_gemm_packed_d(M, N, K, A, lda, Wp, C, ldc, beta)

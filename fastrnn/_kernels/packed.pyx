@@ -1,0 +1,56 @@
+"""Test and benchmark hooks for the packed-weight GEMM of packed.h (the kernels cimport packed.pxd)."""
+from cython cimport floating
+from libc.stdlib cimport free
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+from .blas cimport gemm
+from .packed cimport gemm_packed, pack_weights
+
+
+def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
+    """C = A @ op(W) + beta * C through pack + gemm_packed; op(W) = W.T when trans (test hook)."""
+    cdef int M = C.shape[0], N = C.shape[1], K = A.shape[1]
+    cdef floating* Wp
+    if A.shape[0] != M or (W.shape[1] if trans else W.shape[0]) != K or (W.shape[0] if trans else W.shape[1]) != N:
+        raise ValueError("shapes do not agree")
+    Wp = pack_weights(trans, K, N, &W[0, 0], W.shape[1])
+    if Wp == NULL:
+        raise MemoryError("cannot allocate the packed weights")
+    # C = A @ op(W) + beta * C
+    gemm_packed(M, N, K, &A[0, 0], A.shape[1], Wp, beta, &C[0, 0], N)
+    free(Wp)
+
+
+cdef double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+def _time_steps(bint trans, bint packed, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, int steps):
+    """Run C += A @ op(W) `steps` times without the GIL, by gemm_packed (packing once) or by BLAS gemm:
+    the per-step recurrent product in isolation (benchmark hook). Returns (pack_seconds, steps_seconds)."""
+    cdef int M = C.shape[0], N = C.shape[1], K = A.shape[1], s
+    cdef floating* Wp = NULL
+    cdef double t0, t1, t2
+    if A.shape[0] != M or (W.shape[1] if trans else W.shape[0]) != K or (W.shape[0] if trans else W.shape[1]) != N:
+        raise ValueError("shapes do not agree")
+    with nogil:
+        t0 = _now()
+        if packed:
+            Wp = pack_weights(trans, K, N, &W[0, 0], W.shape[1])
+            t1 = _now()
+            if Wp != NULL:
+                for s in range(steps):
+                    # C += A @ op(W)
+                    gemm_packed(M, N, K, &A[0, 0], K, Wp, <floating>1, &C[0, 0], N)
+                free(Wp)
+        else:
+            t1 = _now()
+            for s in range(steps):
+                # C += A @ op(W)
+                gemm(False, trans, M, N, K, <floating>1, &A[0, 0], K, &W[0, 0], W.shape[1], <floating>1, &C[0, 0], N)
+        t2 = _now()
+    if packed and Wp == NULL:
+        raise MemoryError("cannot allocate the packed weights")
+    return t1 - t0, t2 - t1
