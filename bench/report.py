@@ -340,7 +340,11 @@ def write_all(results, outdir, name):
     paths = {"json": outdir / f"{name}.json", "md": outdir / f"{name}.md"}
     paths["json"].write_text(json.dumps(results, indent=1, default=float) + "\n")
     paths["md"].write_text(markdown(results) + "\n")
-    png = chart(results, outdir / f"{name}.png")
+    try:
+        png = chart(results, outdir / f"{name}.png")
+    except Exception as exc:  # a plotting problem must not lose the tables
+        print(f"chart not written: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        png = None
     if png is not None:
         paths["png"] = png
     return paths

@@ -197,6 +197,8 @@ def parse_args(argv):
     ap.add_argument("--contenders", default=",".join(ORDER), help=f"comma-separated subset of {','.join(ORDER)}")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated subset of rnn,lstm,gru")
+    ap.add_argument("--only", default="", help="keep configurations whose key contains one of these "
+                    "comma-separated substrings, e.g. 'lstm/B64,H1024' (keys look like infer/lstm/B64/T100/H1024)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="output directory")
     ap.add_argument("--name", default=None, help="output file stem (default: quick or full)")
@@ -228,7 +230,9 @@ def main(argv=None):
         results["ceiling"][str(n)] = measure_ceiling(n, mode["ceiling_reps"])
         log(f"SGEMM ceiling, {n} thread(s): {results['ceiling'][str(n)]['gflops']:.1f} GFLOP/s")
 
-    todo = [c for c in configs(args.quick) if c.scenario in scen and c.cell in cells]
+    only = [o for o in args.only.split(",") if o]
+    todo = [c for c in configs(args.quick) if c.scenario in scen and c.cell in cells
+            and (not only or any(o in c.key for o in only))]
     for cfg in todo:
         if cfg.scenario == "concurrent":
             block = run_concurrent_block(cfg, mods, mode)
