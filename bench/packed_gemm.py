@@ -1,7 +1,7 @@
 """Per-step recurrent product: packed-weight GEMM (fastrnn/_kernels/packed.h) vs BLAS gemm, 1 thread.
 
 Times `C += A @ op(W)` repeated like the steps of a sequence, without the GIL (the hook
-fastrnn._kernels.packed._time_steps), for
+fastrnn._kernels.packed_hooks._time_steps), for
     fwd:  g += h_prev @ W_hh^T    A (B, H),  W (4H, H)  ->  C (B, 4H)
     bwd:  dh_prev = dG @ W_hh     A (B, 4H), W (4H, H)  ->  C (B, H)
 The packed path packs W once per sample; the table shows the step time without it, the packing time,
@@ -20,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from fastrnn._kernels.packed import _time_steps  # noqa: E402
+from fastrnn._kernels.packed_hooks import _time_steps  # noqa: E402
 
 
 def measure(dtype, B, H, trans, T, repeats, sample_s):

@@ -3,7 +3,7 @@ are not multiples of the micro-tile (8 rows) or the panel (32 float / 16 double 
 import numpy as np
 import pytest
 
-from fastrnn._kernels import packed
+from fastrnn._kernels import packed_hooks as packed
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: 2e-5, np.float64: 1e-12}

@@ -24,6 +24,7 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
 from .blas cimport gemm
 from .gates cimport lstm_bwd, lstm_fwd
+from .packed cimport gemm_step, pack_for_steps
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -43,11 +44,13 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* c_prev
     cdef floating* c_t
     cdef floating* r_t
+    cdef floating* Wp_hh   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BP, h0, BP * sizeof(floating))
     memcpy(Cs + (first % nslots) * BH, c0, BH * sizeof(floating))
+    Wp_hh = pack_for_steps(T, B, True, P, H4, W_hh, P)
     for s in range(T):
         t = T - 1 - s if reverse else s
         k_prev = (t + 1 if reverse else t) % nslots
@@ -57,7 +60,7 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
         r_t = R + (t % nr) * BH if W_hr != NULL else h_t
         g = G + t * B * H4
         # (2) g += h_prev @ W_hh^T
-        gemm(False, True, B, H4, P, <floating>1, h_prev, P, W_hh, P, <floating>1, g, H4)
+        gemm_step(Wp_hh, True, B, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4)
         for b in range(B):
             if active(lengths, t, b):
                 # (3), (4), (5)
@@ -71,6 +74,7 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
         hold_inactive(c_t, c_prev, B, H, lengths, t)
         # (7) Y[t] = h_t
         emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, P, lengths, t)
+    free(Wp_hh)
 
 
 cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
@@ -98,8 +102,10 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* dg
     cdef const floating* c_t
     cdef const floating* c_prev
+    cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     if scratch == NULL:
         return -1
+    Wp_hh = pack_for_steps(T, B, False, H4, P, W_hh, P)
     dh, dh_next, dh_prev = scratch, scratch + BP, scratch + 2 * BP
     dc_next, dc_prev, dr = scratch + 3 * BP, scratch + 3 * BP + BH, scratch + 3 * BP + 2 * BH
     dH = scratch + 3 * BP + 3 * BH
@@ -129,7 +135,7 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
                 zero_row(dg + b * H4, H4)
                 memcpy(dc_prev + b * H, dc_next + b * H, H * sizeof(floating))
         # (2) dh_prev = dG[t] @ W_hh
-        gemm(False, False, B, P, H4, <floating>1, dg, H4, W_hh, P, <floating>0, dh_prev, P)
+        gemm_step(Wp_hh, False, B, P, H4, dg, H4, W_hh, P, <floating>0, dh_prev, P)
         hold_inactive(dh_prev, dh, B, P, lengths, t)
         swap = dh_next
         dh_next = dh_prev
@@ -139,6 +145,7 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
         dc_prev = swap
     memcpy(dh0, dh_next, BP * sizeof(floating))
     memcpy(dc0, dc_next, BH * sizeof(floating))
+    free(Wp_hh)
     if proj:
         # (6) dW_hr += dH^T @ R
         gemm(True, False, P, H, TB, <floating>1, dH, P, R, H, <floating>1, dW_hr, H)

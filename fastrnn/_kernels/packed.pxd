@@ -2,6 +2,8 @@
 # Layout, blocking and the exact product are described in packed.h.
 from cython cimport floating
 
+from .blas cimport gemm
+
 
 cdef extern from "packed.h" nogil:
     void* fr_packed_alloc(size_t n_bytes)
@@ -43,3 +45,24 @@ cdef inline void gemm_packed(int M, int N, int K, const floating* A, int lda, co
         fr_gemm_packed_f(M, N, K, A, lda, Wp, C, ldc, beta)
     else:
         fr_gemm_packed_d(M, N, K, A, lda, Wp, C, ldc, beta)
+
+
+# The packed op(W) for the per-step products of a T-step call with B rows, or NULL, meaning "use BLAS
+# gemm": B == 1 keeps BLAS's GEMV, a call of T < 4 steps does not repay the packing, and past 16 MiB of
+# weights the packed GEMM stops beating BLAS (measured by bench/packed_gemm.py). NULL also when out
+# of memory (BLAS then does the work). Free the result with free.
+cdef inline floating* pack_for_steps(int T, int B, bint trans, int K, int N, const floating* W,
+                                     int ldw) noexcept nogil:
+    if T < 4 or B < 2 or <size_t>K * <size_t>N * sizeof(floating) > (<size_t>16) << 20:
+        return NULL
+    return pack_weights(trans, K, N, W, ldw)
+
+
+# C[M, N] = A @ op(W) + beta * C: gemm_packed on Wp (the packed op(W)) when it is not NULL, else BLAS gemm
+# on W (trans: W stored (N, K), op(W) = W^T; else W stored (K, N)).
+cdef inline void gemm_step(const floating* Wp, bint trans, int M, int N, int K, const floating* A, int lda,
+                           const floating* W, int ldw, floating beta, floating* C, int ldc) noexcept nogil:
+    if Wp != NULL:
+        gemm_packed(M, N, K, A, lda, Wp, beta, C, ldc)
+    else:
+        gemm(False, trans, M, N, K, <floating>1, A, lda, W, ldw, beta, C, ldc)
