@@ -29,6 +29,7 @@ from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
 from .blas cimport gemm
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
+from .packed cimport gemm_step, pack_for_steps
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -47,9 +48,18 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
     cdef floating* h_prev
     cdef floating* h_t
     cdef floating* a_t
+    # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd. Reset-after: all of W_hh;
+    # reset-before: W_hh[:2H] (Wp_rz) and W_hn (Wp_n), which multiply different rows.
+    cdef floating* Wp_rz = NULL
+    cdef floating* Wp_n = NULL
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H3, I, <floating>1, X, I, W_ih, I, <floating>0, G, H3)
     memcpy(Hs + ((T if reverse else 0) % nslots) * BH, h0, BH * sizeof(floating))
+    if reset_after:
+        Wp_rz = pack_for_steps(T, B, True, H, H3, W_hh, H)
+    else:
+        Wp_rz = pack_for_steps(T, B, True, H, 2 * H, W_hh, H)
+        Wp_n = pack_for_steps(T, B, True, H, H, W_hh + 2 * H * H, H)
     for s in range(T):
         t = T - 1 - s if reverse else s
         h_prev = Hs + ((t + 1 if reverse else t) % nslots) * BH
@@ -58,7 +68,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
         g = G + t * B * H3
         if reset_after:
             # (2)-(4a) Gh = h_prev @ W_hh^T
-            gemm(False, True, B, H3, H, <floating>1, h_prev, H, W_hh, H, <floating>0, Gh, H3)
+            gemm_step(Wp_rz, True, B, H3, H, h_prev, H, W_hh, H, <floating>0, Gh, H3)
             for b in range(B):
                 if active(lengths, t, b):
                     # (2), (3), (4a), (5a), (6)
@@ -67,7 +77,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
                     zero_row(a_t + b * H, H)  # read by dW_hh's GEMM in backward: must be finite
         else:
             # (2), (3) g[:, :2H] += h_prev @ W_hh[:2H]^T
-            gemm(False, True, B, 2 * H, H, <floating>1, h_prev, H, W_hh, H, <floating>1, g, H3)
+            gemm_step(Wp_rz, True, B, 2 * H, H, h_prev, H, W_hh, H, <floating>1, g, H3)
             for b in range(B):
                 if active(lengths, t, b):
                     # (2), (3), (4b)
@@ -75,7 +85,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
                 else:
                     zero_row(a_t + b * H, H)
             # (5b) g[:, 2H:] += rh @ W_hn^T
-            gemm(False, True, B, H, H, <floating>1, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
+            gemm_step(Wp_n, True, B, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
             for b in range(B):
                 if active(lengths, t, b):
                     # (5b), (6)
@@ -83,6 +93,8 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
         hold_inactive(h_t, h_prev, B, H, lengths, t)
         # (7) Y[t] = h_t
         emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
+    free(Wp_rz)
+    free(Wp_n)
 
 
 cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
@@ -105,8 +117,13 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     cdef floating* dg
     cdef floating* a_t
     cdef const floating* h_prev
+    # W_hh[:2H] and W_hn packed for the step GEMMs, or NULL (BLAS); see packed.pxd
+    cdef floating* Wp_rz
+    cdef floating* Wp_n
     if scratch == NULL:
         return -1
+    Wp_rz = pack_for_steps(T, B, False, 2 * H, H, W_hh, H)
+    Wp_n = pack_for_steps(T, B, False, H, H, W_hh + 2 * H * H, H)
     dh, dh_next, dh_prev, drh = scratch, scratch + BH, scratch + 2 * BH, scratch + 3 * BH
     memcpy(dh_next, dh_n, BH * sizeof(floating))
     for s in range(T):
@@ -127,23 +144,25 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
                 gru_before_bwd_zn(H, dg + b * H3, h_prev + b * H, dh + b * H, dh_prev + b * H)
         if reset_after:
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H];  (4a) dh_prev += dA[t] @ W_hn
-            gemm(False, False, B, H, 2 * H, <floating>1, dg, H3, W_hh, H, <floating>1, dh_prev, H)
-            gemm(False, False, B, H, H, <floating>1, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H)
+            gemm_step(Wp_rz, False, B, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
+            gemm_step(Wp_n, False, B, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H)
         else:
             # (5b) drh = dn_pre @ W_hn
-            gemm(False, False, B, H, H, <floating>1, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H)
+            gemm_step(Wp_n, False, B, H, H, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H)
             for b in range(B):
                 if active(lengths, t, b):
                     # (4b) dr = drh * h_prev, dh_prev += drh * r;  (2)
                     gru_before_bwd_r(H, dg + b * H3, drh + b * H, h_prev + b * H, dh_prev + b * H)
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H]
-            gemm(False, False, B, H, 2 * H, <floating>1, dg, H3, W_hh, H, <floating>1, dh_prev, H)
+            gemm_step(Wp_rz, False, B, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
         hold_inactive(dh_prev, dh, B, H, lengths, t)
         swap = dh_next
         dh_next = dh_prev
         dh_prev = swap
     memcpy(dh0, dh_next, BH * sizeof(floating))
     free(scratch)
+    free(Wp_rz)
+    free(Wp_n)
     h_prev = Hs + (BH if reverse else 0)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih;  db_ih += dG.sum(0)
     gemm(True, False, H3, I, TB, <floating>1, G, H3, X, I, <floating>1, dW_ih, I)

@@ -20,6 +20,7 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
 from .blas cimport gemm
 from .gates cimport rnn_bwd, rnn_fwd
+from .packed cimport gemm_step, pack_for_steps
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -35,17 +36,19 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
     cdef floating* g
     cdef floating* h_prev
     cdef floating* h_t
+    cdef floating* Wp_hh   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H, I, <floating>1, X, I, W_ih, I, <floating>0, G, H)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BH, h0, BH * sizeof(floating))
+    Wp_hh = pack_for_steps(T, B, True, H, H, W_hh, H)
     for s in range(T):
         t = T - 1 - s if reverse else s
         h_prev = Hs + ((t + 1 if reverse else t) % nslots) * BH
         h_t = Hs + ((t if reverse else t + 1) % nslots) * BH
         g = G + t * BH
         # (2) g += h_prev @ W_hh^T
-        gemm(False, True, B, H, H, <floating>1, h_prev, H, W_hh, H, <floating>1, g, H)
+        gemm_step(Wp_hh, True, B, H, H, h_prev, H, W_hh, H, <floating>1, g, H)
         for b in range(B):
             if active(lengths, t, b):
                 # (3) h_t = act(g + b_ih + b_hh)
@@ -53,6 +56,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
         hold_inactive(h_t, h_prev, B, H, lengths, t)
         # (4) Y[t] = h_t
         emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
+    free(Wp_hh)
 
 
 cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
@@ -71,8 +75,10 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
     cdef floating* swap
     cdef floating* dg
     cdef const floating* h_t
+    cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     if dh == NULL:
         return -1
+    Wp_hh = pack_for_steps(T, B, False, H, H, W_hh, H)
     dh_next = dh + BH
     dh_prev = dh + 2 * BH
     memcpy(dh_next, dh_n, BH * sizeof(floating))
@@ -88,13 +94,14 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
             else:
                 zero_row(dg + b * H, H)
         # (2) dh_prev = dG[t] @ W_hh
-        gemm(False, False, B, H, H, <floating>1, dg, H, W_hh, H, <floating>0, dh_prev, H)
+        gemm_step(Wp_hh, False, B, H, H, dg, H, W_hh, H, <floating>0, dh_prev, H)
         hold_inactive(dh_prev, dh, B, H, lengths, t)
         swap = dh_next
         dh_next = dh_prev
         dh_prev = swap
     memcpy(dh0, dh_next, BH * sizeof(floating))
     free(dh)
+    free(Wp_hh)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
     gemm(True, False, H, I, TB, <floating>1, G, H, X, I, <floating>1, dW_ih, I)
     gemm(False, False, TB, I, H, <floating>1, G, H, W_ih, I, <floating>1, dX, I)
