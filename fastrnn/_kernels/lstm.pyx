@@ -45,12 +45,15 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* c_t
     cdef floating* r_t
     cdef floating* Wp_hh   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
+    cdef floating* Wp_hr = NULL   # W_hr^T likewise
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BP, h0, BP * sizeof(floating))
     memcpy(Cs + (first % nslots) * BH, c0, BH * sizeof(floating))
     Wp_hh = pack_for_steps(T, B, True, P, H4, W_hh, P)
+    if W_hr != NULL:
+        Wp_hr = pack_for_steps(T, B, True, H, P, W_hr, H)
     for s in range(T):
         t = T - 1 - s if reverse else s
         k_prev = (t + 1 if reverse else t) % nslots
@@ -69,12 +72,13 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
                 zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
         if W_hr != NULL:
             # (6) h_t = r_t @ W_hr^T
-            gemm(False, True, B, P, H, <floating>1, r_t, H, W_hr, H, <floating>0, h_t, P)
+            gemm_step(Wp_hr, True, B, P, H, r_t, H, W_hr, H, <floating>0, h_t, P)
         hold_inactive(h_t, h_prev, B, P, lengths, t)
         hold_inactive(c_t, c_prev, B, H, lengths, t)
         # (7) Y[t] = h_t
         emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, P, lengths, t)
     free(Wp_hh)
+    free(Wp_hr)
 
 
 cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
@@ -103,9 +107,12 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     cdef const floating* c_t
     cdef const floating* c_prev
     cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
+    cdef floating* Wp_hr = NULL   # W_hr likewise
     if scratch == NULL:
         return -1
     Wp_hh = pack_for_steps(T, B, False, H4, P, W_hh, P)
+    if proj:
+        Wp_hr = pack_for_steps(T, B, False, P, H, W_hr, H)
     dh, dh_next, dh_prev = scratch, scratch + BP, scratch + 2 * BP
     dc_next, dc_prev, dr = scratch + 3 * BP, scratch + 3 * BP + BH, scratch + 3 * BP + 2 * BH
     dH = scratch + 3 * BP + 3 * BH
@@ -124,7 +131,7 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
             for b in range(B):
                 if not active(lengths, t, b):
                     zero_row(dH + t * BP + b * P, P)
-            gemm(False, False, B, H, P, <floating>1, dH + t * BP, P, W_hr, H, <floating>0, dr, H)
+            gemm_step(Wp_hr, False, B, H, P, dH + t * BP, P, W_hr, H, <floating>0, dr, H)
         else:
             memcpy(dr, dh, BH * sizeof(floating))
         for b in range(B):
@@ -146,6 +153,7 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     memcpy(dh0, dh_next, BP * sizeof(floating))
     memcpy(dc0, dc_next, BH * sizeof(floating))
     free(Wp_hh)
+    free(Wp_hr)
     if proj:
         # (6) dW_hr += dH^T @ R
         gemm(True, False, P, H, TB, <floating>1, dH, P, R, H, <floating>1, dW_hr, H)
