@@ -131,6 +131,12 @@ def build_and_check(cfg, threads, mods):
 
 
 def run_block(cfg, threads, mods, mode):
+    """One configuration at one thread count: build, check, calibrate, then interleaved samples."""
+    with thread_limits(threads):
+        return _run_block(cfg, threads, mods, mode)
+
+
+def _run_block(cfg, threads, mods, mode):
     runners, skipped, checks, ref = build_and_check(cfg, threads, mods)
     block = {"config": cfg.as_dict(), "threads": threads, "flops_per_call": call_flops(cfg),
              "skipped": skipped, "checks": checks, "reference": ref, "contenders": {},
@@ -152,6 +158,11 @@ def run_block(cfg, threads, mods, mode):
 
 def run_concurrent_block(cfg, mods, mode, callers=(1, 2)):
     """Throughput of N Python threads, each running batch-1 inference on its own state (1 BLAS thread)."""
+    with thread_limits(1):
+        return _run_concurrent_block(cfg, mods, mode, callers)
+
+
+def _run_concurrent_block(cfg, mods, mode, callers):
     runners, skipped, checks, ref = build_and_check(cfg, 1, mods)
     block = {"config": cfg.as_dict(), "threads": 1, "flops_per_call": call_flops(cfg), "skipped": skipped,
              "checks": checks, "reference": ref, "contenders": {}, "loadavg": os.getloadavg()[0]}

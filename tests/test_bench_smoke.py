@@ -286,3 +286,26 @@ def test_memory_probe_reports_unknown_contender_failure():
 
     out = memory.measure("no-such-contender", Config("train", "rnn", 1, 2, 3, 3), timeout=120)
     assert "skipped" in out and "no-such-contender" in out["skipped"]
+
+
+def test_blocks_run_under_the_requested_thread_limits(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_info
+
+    import bench.run as run
+
+    seen = []
+
+    class Probe:
+        NAME = "probe"
+
+        @staticmethod
+        def build(problem, threads):
+            def run_n(n):
+                seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+            return types.SimpleNamespace(label="probe", info={}, run=run_n, outputs=lambda: {})
+
+    mode = dict(run.MODES["quick"], budget_s=0.0, min_repeats=1, max_repeats=1)
+    block = run.run_block(tiny("seq", "rnn"), 1, {"probe": Probe}, mode)
+    assert "probe" in block["contenders"] and seen and all(s == {1} for s in seen)
