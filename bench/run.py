@@ -60,8 +60,8 @@ def machine_info(argv, mode):
     try:
         from threadpoolctl import threadpool_info
 
-        blas = [f"{i.get('prefix')} {i.get('version')} ({i.get('user_api')}, {os.path.basename(i.get('filepath', ''))})"
-                for i in threadpool_info()]
+        blas = [f"{i.get('prefix')} {i.get('version')} ({i.get('user_api')}, {i.get('architecture')} kernels, "
+                f"{os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
     except Exception:
         pass
     return {"mode": mode, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -213,12 +213,36 @@ def parse_args(argv):
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="output directory")
     ap.add_argument("--name", default=None, help="output file stem (default: quick or full)")
+    ap.add_argument("--keep-openblas-env", action="store_true",
+                    help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set (by default the suite re-runs itself "
+                         "without them, so OpenBLAS picks the kernels for this processor)")
     return ap.parse_args(argv)
 
 
+OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def unpin_openblas(argv):
+    """Re-run this command without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
+
+    Some machines pin OpenBLAS to an older kernel family (e.g. Haswell on an AVX-512 processor) to
+    protect old OpenBLAS builds; that halves the SGEMM ceiling of a current numpy/scipy and would
+    understate every BLAS-bound contender. The suite reports the kernel family it ran with.
+    """
+    pinned = {k: os.environ[k] for k in OPENBLAS_PINS if k in os.environ}
+    if not pinned:
+        return
+    log(f"re-running without {', '.join(f'{k}={v}' for k, v in pinned.items())} (use --keep-openblas-env to keep them)")
+    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_PINS}
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
+
+
 def main(argv=None):
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if from_command_line and not args.keep_openblas_env:
+        unpin_openblas(argv)  # replaces this process; a caller of main() keeps its own environment
     mode_name = "quick" if args.quick else "full"
     mode = MODES[mode_name]
     threads = [int(t) for t in args.threads.split(",") if t]
