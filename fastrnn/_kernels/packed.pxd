@@ -49,7 +49,9 @@ cdef inline void gemm_packed(int M, int N, int K, const floating* A, int lda, co
 
 # The packed op(W) for the per-step products of a T-step call with B rows, or NULL, meaning "use BLAS
 # gemm". The rule, from bench/packed_gemm.py on an AVX-512 machine (1 and 2 threads):
-# - B == 1 keeps BLAS's GEMV; a call of T < 4 steps does not repay the packing;
+# - a call of T < 4 steps does not repay the packing (cells, single steps: BLAS's GEMV/GEMM);
+# - B == 1 too: packed beats OpenBLAS's GEMV 1.2-1.8x per sequence (T=50, H 64-256, 1 and 2 threads,
+#   fr.LSTM/GRU/RNN inference timed alone), and it keeps BLAS threads out of the step loop;
 # - past 16 MiB of weights the packed GEMM stops beating BLAS (memory bound);
 # - B > 32: with 1 BLAS thread packed is still ~1.4x faster per step, but with 2 threads OpenBLAS
 #   splits B >= 64 rows across both cores and wins (0.8-0.9x), while at B <= 32 packed wins either way.
@@ -57,7 +59,7 @@ cdef inline void gemm_packed(int M, int N, int K, const floating* A, int lda, co
 # NULL also when out of memory (BLAS then does the work). Free the result with free.
 cdef inline floating* pack_for_steps(int T, int B, bint trans, int K, int N, const floating* W,
                                      int ldw) noexcept nogil:
-    if T < 4 or B < 2 or B > 32 or <size_t>K * <size_t>N * sizeof(floating) > (<size_t>16) << 20:
+    if T < 4 or B > 32 or <size_t>K * <size_t>N * sizeof(floating) > (<size_t>16) << 20:
         return NULL
     return pack_weights(trans, K, N, W, ldw)
 
