@@ -7,21 +7,9 @@ from fastrnn.layers.embedding import Embedding
 from fastrnn.layers.layernorm import LayerNorm
 from fastrnn.layers.linear import Linear
 
-EPS, ATOL, RTOL = 1e-6, 1e-5, 1e-3
+from gradcheck import ATOL, EPS, RTOL, numeric_grad  # noqa: E402
 
 
-def numeric_grad(f, arr, eps=EPS):
-    """Central differences of the scalar f() with respect to every entry of arr (perturbed in place)."""
-    g = np.zeros(arr.shape)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + eps
-        fp = f()
-        arr[idx] = old - eps
-        fm = f()
-        arr[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
 
 
 def check_layer_grads(layer, x, check_dx=True, seed=0):

@@ -6,20 +6,9 @@ import pytest
 
 from fastrnn.losses import mse_loss, softmax_cross_entropy
 
-EPS, ATOL, RTOL = 1e-6, 1e-5, 1e-3
+from gradcheck import ATOL, EPS, RTOL, numeric_grad  # noqa: E402
 
 
-def numeric_grad(f, arr, eps=EPS):
-    g = np.zeros(arr.shape)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + eps
-        fp = f()
-        arr[idx] = old - eps
-        fm = f()
-        arr[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
 
 
 def reference_ce(z, k, ignore_index=None):

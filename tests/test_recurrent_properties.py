@@ -464,23 +464,9 @@ def test_cell_gradients_accumulate(mode):
 
 # ---- central finite differences in float64 (property 1) ----------------------------------------
 
-EPS, ATOL, RTOL = 1e-6, 1e-5, 1e-3
+from gradcheck import ATOL, EPS, RTOL, numeric_grad  # noqa: E402
 
 
-def numeric_grad(f, arr):
-    """Central differences of the scalar f() with respect to every entry of arr (perturbed in place)."""
-    g = np.zeros(arr.shape)
-    flat, gflat = arr.reshape(-1), g.reshape(-1)
-    assert np.shares_memory(flat, arr)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + EPS
-        fp = f()
-        flat[k] = old - EPS
-        fm = f()
-        flat[k] = old
-        gflat[k] = (fp - fm) / (2 * EPS)
-    return g
 
 
 def gradcheck(layer, x, s, lengths, seed=0):

@@ -15,7 +15,7 @@ import pytest
 
 import reference as ref
 
-EPS = 1e-6
+from gradcheck import EPS, numeric_grad  # noqa: E402
 
 # (id, kind, options): every cell type and cell option
 CELLS = [
@@ -71,18 +71,6 @@ def scalar_loss(kind, params, x, state0, lengths, dy, dstate_n, kw):
     return np.sum(dy * y) + np.sum(dstate_n * state_n)
 
 
-def numeric_grad(f, a):
-    """Central differences of the scalar f() with respect to every entry of a (changed in place)."""
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + EPS
-        f_plus = f()
-        a[idx] = old - EPS
-        f_minus = f()
-        a[idx] = old
-        g[idx] = (f_plus - f_minus) / (2 * EPS)
-    return g
 
 
 def assert_grad_close(numeric, analytic, what):
