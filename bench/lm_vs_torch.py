@@ -14,10 +14,13 @@ Reported: steps done, characters per second, and validation bits per character.
 Threads: fastrnn's BLAS and torch's intra-op pool are both limited to --threads (default 1; one
 thread is fastest for these small per-step products on a 2-core machine, and the comparison stays fair).
 
-Measured on the 2-core development machine (2026-11-23, shared with other jobs, load average 2.7-4):
-defaults (2 x 3 minutes), fastrnn 5,938 steps (67,554 chars/s) to 2.086 validation bits/char, torch
-2.13.0 6,399 steps (72,792 chars/s) to 2.034 bits/char: fastrnn does about 7% fewer steps in the same
-time and ends 0.05 bits/char higher.
+Measured on the 2-core development machine (2026-11-23), defaults (2 x 3 minutes, 1 thread):
+- with other jobs running (load average 2.7-4), before the packed step GEMM: fastrnn 5,938 steps
+  (67,554 chars/s) to 2.086 validation bits/char; torch 2.13.0 6,399 steps (72,792 chars/s) to 2.034.
+- on a quiet machine (load average ~1), with the packed step GEMM, OpenBLAS unpinned
+  (`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`): fastrnn 8,348 steps (94,976 chars/s) to 2.051;
+  torch 6,380 steps (72,583 chars/s) to 2.036. fastrnn now trains 31% faster but still ends 0.015
+  bits/char higher (one seed each; whether that is the initialisation or noise is not yet known).
 """
 from __future__ import annotations
 
