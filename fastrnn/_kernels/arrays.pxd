@@ -44,3 +44,13 @@ cdef inline cnp.ndarray empty_rows(Py_ssize_t rows, Py_ssize_t cols, int typenum
     dims[0] = rows
     dims[1] = cols
     return cnp.PyArray_EMPTY(2, dims, typenum, 0)
+
+
+cdef inline Py_ssize_t step_rows(object x, object h, cnp.ndarray W_ih, cnp.ndarray W_hh, int typenum):
+    """The row count B when x (B, I) and h (B, H) are ready for a cell's compiled step as they are
+    (I and H read off W_ih and W_hh), else -1: the caller then validates and converts them."""
+    cdef Py_ssize_t B
+    if not is_rows(x, typenum, -1, cnp.PyArray_DIM(W_ih, 1)):
+        return -1
+    B = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
+    return B if is_rows(h, typenum, B, cnp.PyArray_DIM(W_hh, 1)) else -1

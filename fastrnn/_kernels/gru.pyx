@@ -25,7 +25,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
+from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
@@ -282,11 +282,9 @@ def step(x, h, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray
     or None when x or h is not already a C-contiguous 2-D array of the weights' dtype and shape; the
     caller then validates and converts them."""
     cdef int tn = cnp.PyArray_TYPE(W_hh)
-    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), B
-    if not is_rows(x, tn, -1, I):
-        return None
-    B = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-    if not is_rows(h, tn, B, H):
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1)
+    cdef Py_ssize_t B = step_rows(x, h, W_ih, W_hh, tn)
+    if B < 0:
         return None
     h_new = empty_rows(B, H, tn)
     if tn == cnp.NPY_FLOAT32:

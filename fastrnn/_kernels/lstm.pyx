@@ -21,7 +21,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr
+from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport lstm_bwd, lstm_fwd
 from .packed cimport gemm_step, pack_for_steps
@@ -280,11 +280,9 @@ def step(x, h, c, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndar
     h, c (B, H). Returns (h_new, c_new), or None when x, h or c is not already a C-contiguous 2-D array
     of the weights' dtype and shape; the caller then validates and converts them."""
     cdef int tn = cnp.PyArray_TYPE(W_hh)
-    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), B
-    if not is_rows(x, tn, -1, I):
-        return None
-    B = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
-    if not (is_rows(h, tn, B, H) and is_rows(c, tn, B, H)):
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1)
+    cdef Py_ssize_t B = step_rows(x, h, W_ih, W_hh, tn)
+    if B < 0 or not is_rows(c, tn, B, H):
         return None
     h_new, c_new = empty_rows(B, H, tn), empty_rows(B, H, tn)
     if tn == cnp.NPY_FLOAT32:
