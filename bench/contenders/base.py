@@ -39,6 +39,17 @@ class Runner:
         raise Skip(f"{self.label} has no concurrent worker")
 
 
+def runner_for(problem, step, seq, train=None, no_train="this contender does not train"):
+    """The runner class for the problem's scenario, built on ``problem``; ``train=None`` skips training."""
+    scenario = problem.cfg.scenario
+    cls = {"step": step, "seq": seq, "infer": seq, "concurrent": seq, "train": train}.get(scenario, Skip)
+    if cls is Skip:
+        raise Skip(f"unknown scenario {scenario!r}")
+    if cls is None:
+        raise Skip(no_train)
+    return cls(problem)
+
+
 @contextlib.contextmanager
 def thread_limits(threads):
     """Limit BLAS (numpy's and scipy's OpenBLAS) and PyTorch's intra-op pool to ``threads``.

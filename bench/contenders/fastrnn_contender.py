@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Runner, Skip, preload_all
+from .base import Runner, preload_all, runner_for
 
 NAME = "fastrnn"
 
@@ -157,11 +157,4 @@ class TrainRunner(Runner):
 
 
 def build(problem, threads):
-    scenario = problem.cfg.scenario
-    if scenario == "step":
-        return StepRunner(problem)
-    if scenario in ("seq", "infer", "concurrent"):
-        return SeqRunner(problem)
-    if scenario == "train":
-        return TrainRunner(problem)
-    raise Skip(f"unknown scenario {scenario!r}")
+    return runner_for(problem, StepRunner, SeqRunner, TrainRunner)

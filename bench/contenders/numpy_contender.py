@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import numpy_rnn
-from .base import Runner, Skip, preload_all
+from .base import Runner, preload_all, runner_for
 
 NAME = "numpy"
 
@@ -113,11 +113,4 @@ class TrainRunner(Runner):
 
 
 def build(problem, threads):
-    scenario = problem.cfg.scenario
-    if scenario == "step":
-        return StepRunner(problem)
-    if scenario in ("seq", "infer", "concurrent"):
-        return SeqRunner(problem)
-    if scenario == "train":
-        return TrainRunner(problem)
-    raise Skip(f"unknown scenario {scenario!r}")
+    return runner_for(problem, StepRunner, SeqRunner, TrainRunner)

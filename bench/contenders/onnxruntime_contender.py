@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .base import Runner, Skip, preload_all
+from .base import Runner, preload_all, runner_for
 
 NAME = "onnxruntime"
 
@@ -199,9 +199,5 @@ class SeqRunner(Runner):
 
 
 def build(problem, threads):
-    scenario = problem.cfg.scenario
-    if scenario == "step":
-        return StepRunner(problem, threads)
-    if scenario in ("seq", "infer", "concurrent"):
-        return SeqRunner(problem, threads)
-    raise Skip("ONNX Runtime is an inference engine: no training step")
+    return runner_for(problem, lambda p: StepRunner(p, threads), lambda p: SeqRunner(p, threads),
+                      no_train="ONNX Runtime is an inference engine: no training step")

@@ -7,7 +7,7 @@ x, h0 (and c0) requiring grad so that PyTorch computes the same dx and dstate0 a
 """
 from __future__ import annotations
 
-from .base import Runner, Skip, preload_all
+from .base import Runner, preload_all, runner_for
 
 NAME = "torch"
 
@@ -183,11 +183,4 @@ class TrainRunner(Runner):
 
 
 def build(problem, threads):
-    scenario = problem.cfg.scenario
-    if scenario == "step":
-        return StepRunner(problem)
-    if scenario in ("seq", "infer", "concurrent"):
-        return SeqRunner(problem)
-    if scenario == "train":
-        return TrainRunner(problem)
-    raise Skip(f"unknown scenario {scenario!r}")
+    return runner_for(problem, StepRunner, SeqRunner, TrainRunner)
