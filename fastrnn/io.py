@@ -181,7 +181,10 @@ def num_parameters(spec, registry_=None):
     config = spec["config"]
     hook = getattr(cls, "config_num_parameters", None)
     if callable(hook):
-        count = hook(config)
+        try:  # a hostile config must not escape load() as anything but "unknown" here
+            count = hook(config)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return None
     else:
         formula = _BUILTIN_COUNTS.get(cls.__name__)
         if formula is None or reg.get(cls.__name__) is not cls or cls.__module__.split(".")[0] != "fastrnn":

@@ -24,12 +24,13 @@ round-trip them.
 """
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
 
 from ._validation import check_choice, check_dtype, check_float, check_size
-from .io import register
+from .io import num_parameters, register
 from .layers.base import Layer
 from .layers.dropout import Dropout
 from .layers.embedding import Embedding
@@ -49,6 +50,41 @@ def _child_seeds(seed, n):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"seed must be None or a non-negative integer, got {type(seed).__name__} {seed!r}")
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(n)]
+
+
+def _config_args(cls, config):
+    """The constructor arguments ``cls(**config)`` would get (defaults filled in), or None if it would fail
+    to bind (unknown or non-string keys, a missing required argument)."""
+    if not isinstance(config, dict):
+        return None
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, **config)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    args = dict(bound.arguments)
+    del args["self"]
+    return args
+
+
+def _stack_num_parameters(args, out_size):
+    """Parameters of [Embedding] -> recurrent stack -> Linear head, counted from the children's specs by
+    ``fastrnn.io.num_parameters``; None when the arguments would not build (the constructor says why)."""
+    cell, hidden, vocab, input_size = args["cell"], args["hidden_size"], args.get("vocab_size"), args.get("input_size")
+    if not isinstance(cell, str) or cell not in _CELLS or isinstance(hidden, bool) or not isinstance(hidden, int):
+        return None
+    if (vocab is None) == (input_size is None):
+        return None
+    D = 2 if args.get("bidirectional", False) else 1
+    specs = []
+    if vocab is not None:
+        specs.append({"class": "Embedding", "config": {"num_embeddings": vocab, "embedding_dim": args["embed_size"]}})
+        input_size = args["embed_size"]
+    specs.append({"class": _CELLS[cell].__name__, "config": {"input_size": input_size, "hidden_size": hidden,
+                                                            "num_layers": args["num_layers"], "bidirectional": D == 2}})
+    specs.append({"class": "Linear", "config": {"in_features": D * hidden, "out_features": out_size}})
+    counts = [num_parameters(spec) for spec in specs]
+    return None if any(c is None for c in counts) else sum(counts)
 
 
 def _take_rows(state, rows):
@@ -182,6 +218,12 @@ class LanguageModel(_RecurrentModel):
     def get_config(self):
         return dict(vocab_size=self.vocab_size, embed_size=self.embed_size, **self._config())
 
+    @classmethod
+    def config_num_parameters(cls, config):
+        """The parameter count ``cls(**config)`` would allocate, or None; nothing is built (fastrnn.io)."""
+        args = _config_args(cls, config)
+        return None if args is None else _stack_num_parameters(dict(args, input_size=None), args["vocab_size"])
+
     def _prompt(self, prompt_ids):
         ids = np.asarray(prompt_ids)
         if ids.size == 0:
@@ -281,6 +323,12 @@ class SequenceTagger(_RecurrentModel):
             cfg.update(input_size=self.input_size)
         return cfg
 
+    @classmethod
+    def config_num_parameters(cls, config):
+        """The parameter count ``cls(**config)`` would allocate, or None; nothing is built (fastrnn.io)."""
+        args = _config_args(cls, config)
+        return None if args is None else _stack_num_parameters(args, args["num_tags"])
+
     def predict(self, x, lengths=None):
         """The most likely tag at every step, (T, B) int64."""
         y, _ = self(x, None, lengths=lengths)
@@ -304,6 +352,15 @@ class Forecaster(_RecurrentModel):
 
     def get_config(self):
         return dict(input_size=self.input_size, output_size=self.output_size, **self._config())
+
+    @classmethod
+    def config_num_parameters(cls, config):
+        """The parameter count ``cls(**config)`` would allocate, or None; nothing is built (fastrnn.io)."""
+        args = _config_args(cls, config)
+        if args is None:
+            return None
+        out = args["input_size"] if args["output_size"] is None else args["output_size"]
+        return _stack_num_parameters(dict(args, vocab_size=None), out)
 
     def forecast(self, history, steps):
         """Predict ``steps`` values after ``history`` ((T, I) or (T, B, I)); returns (steps, I) or (steps, B, I)."""
@@ -369,6 +426,12 @@ class SequenceClassifier(_Model):
         else:
             cfg.update(input_size=self.input_size)
         return cfg
+
+    @classmethod
+    def config_num_parameters(cls, config):
+        """The parameter count ``cls(**config)`` would allocate, or None; nothing is built (fastrnn.io)."""
+        args = _config_args(cls, config)
+        return None if args is None else _stack_num_parameters(args, args["num_classes"])
 
     def _check_batched(self, x):
         ndim = np.ndim(x)

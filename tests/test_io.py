@@ -503,6 +503,92 @@ def test_num_parameters_matches_the_built_layers():
     assert fio.num_parameters({"class": "LSTM", "config": {"input_size": "3"}}) is None
 
 
+
+def _model_cases():
+    return [
+        fastrnn.LanguageModel(11, hidden_size=7, num_layers=2, cell="gru", embed_size=5, seed=0),
+        fastrnn.LanguageModel(13, hidden_size=4, num_layers=1, cell="rnn", embed_size=3, dropout=0.2, seed=0),
+        fastrnn.LanguageModel(6, hidden_size=5, num_layers=3, cell="lstm", embed_size=2, dtype="float64", seed=0),
+        fastrnn.SequenceTagger(4, input_size=3, hidden_size=5, num_layers=2, cell="lstm", seed=0),
+        fastrnn.SequenceTagger(4, vocab_size=9, hidden_size=5, bidirectional=False, cell="gru", seed=0),
+        fastrnn.Forecaster(3, hidden_size=6, num_layers=2, seed=0),
+        fastrnn.Forecaster(3, output_size=2, cell="rnn", seed=0),
+        fastrnn.SequenceClassifier(3, input_size=4, hidden_size=5, bidirectional=True, num_layers=2, seed=0),
+        fastrnn.SequenceClassifier(3, vocab_size=12, hidden_size=5, cell="gru", seed=0),
+    ]
+
+
+def test_model_config_num_parameters_matches_the_built_models():
+    for model in _model_cases():
+        config = model.get_config()
+        count = model.num_parameters()
+        assert count == sum(a.size for a in model.state_dict().values()) > 0
+        assert type(model).config_num_parameters(config) == count, type(model).__name__
+        assert fio.num_parameters(fio.layer_spec(model)) == count, type(model).__name__
+    # missing arguments take the constructor's defaults
+    assert fastrnn.Forecaster.config_num_parameters({}) == fastrnn.Forecaster().num_parameters()
+    assert (fastrnn.SequenceClassifier.config_num_parameters({"num_classes": 2, "input_size": 3})
+            == fastrnn.SequenceClassifier(2, input_size=3).num_parameters())
+    # configs that would not build are "unknown" (None): the constructor reports them
+    for cls, config in [(fastrnn.LanguageModel, {"hidden_size": 3}),                      # vocab_size missing
+                        (fastrnn.LanguageModel, {"vocab_size": 5, "bogus": 1}),
+                        (fastrnn.LanguageModel, {"vocab_size": 5, "cell": "transformer"}),
+                        (fastrnn.LanguageModel, {"vocab_size": 5, "cell": ["lstm"]}),
+                        (fastrnn.SequenceTagger, {"num_tags": 2}),                        # neither input kind
+                        (fastrnn.SequenceTagger, {"num_tags": 2, "input_size": 3, "vocab_size": 4}),
+                        (fastrnn.Forecaster, {"hidden_size": "32"}),
+                        (fastrnn.Forecaster, {"hidden_size": True}),
+                        (fastrnn.SequenceClassifier, {"num_classes": 2, "input_size": 3.0}),
+                        (fastrnn.SequenceClassifier, None)]:
+        assert cls.config_num_parameters(config) is None, (cls.__name__, config)
+        assert fio.num_parameters({"class": cls.__name__, "config": config}) is None
+
+
+def test_load_refuses_a_model_config_that_disagrees_with_the_parameter_count(tmp_path, monkeypatch):
+    built, real_build = [], fio.build_layer
+    for k, model in enumerate(_model_cases()):
+        cls = type(model)
+        path = tmp_path / f"m{k}.npz"
+        save(model, path)
+        header = header_of(path)
+        n_elements = model.num_parameters()
+        # a larger model than the file's arrays: refused from the count, before the class is constructed
+        bigger = dict(header["config"], hidden_size=header["config"]["hidden_size"] + 40)
+        want = cls.config_num_parameters(bigger)
+        assert want > n_elements
+        bad = with_header(path, tmp_path / f"big{k}.npz", dict(header, config=bigger))
+        monkeypatch.setattr(fio, "build_layer", lambda spec, reg=None: built.append(spec) or real_build(spec, reg))
+        with pytest.raises(FormatError, match=f"the {cls.__name__} config describes {want:,} parameters, but the "
+                                              f"file holds {n_elements:,} array elements"):
+            load(bad)
+        assert built == []  # refused before anything was constructed
+        monkeypatch.setattr(fio, "build_layer", real_build)
+        # a smaller one passes the count but not the shapes
+        smaller = dict(header["config"], hidden_size=header["config"]["hidden_size"] - 1)
+        assert cls.config_num_parameters(smaller) < n_elements
+        bad = with_header(path, tmp_path / f"small{k}.npz", dict(header, config=smaller))
+        with pytest.raises(FormatError, match=f"the arrays disagree with the {cls.__name__} config"):
+            load(bad)
+        # the untouched file still loads bit-identically
+        again = load(path)
+        assert type(again) is cls
+        for name, arr in model.state_dict().items():
+            assert np.array_equal(again.state_dict()[name], arr)
+
+
+def test_a_raising_config_num_parameters_hook_means_unknown():
+    class Hooked(TinyIO):
+        @classmethod
+        def config_num_parameters(cls, config):
+            return config["n"] * 3
+
+    reg = Registry()
+    reg.register(Hooked)
+    assert fio.num_parameters({"class": "Hooked", "config": {"n": 4}}, reg) == 12
+    assert fio.num_parameters({"class": "Hooked", "config": {}}, reg) is None        # KeyError
+    assert fio.num_parameters({"class": "Hooked", "config": {"n": "x"}}, reg) is None  # a str, not an int
+
+
 FUZZ = textwrap.dedent(r"""
     import io, json, os, random, resource, sys, time, zipfile
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
