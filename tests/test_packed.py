@@ -63,40 +63,91 @@ def test_repeated_steps_accumulate(trans):
     np.testing.assert_allclose(C_packed, C_blas, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K1,K2", [(1, 1, 1, 1), (1, 40, 7, 9), (2, 33, 64, 31), (9, 100, 17, 5),
+                                       (17, 64, 128, 128), (3, 5, 0, 6)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_two_part_product_matches_numpy(dtype, M, N, K1, K2, beta):
+    """The fused step product: C = A1 @ W1.T + A2 @ W2.T + beta * C, the two weights packed as one."""
+    rng = np.random.default_rng(M * 7 + N * 11 + K1 * 13 + K2)
+    A1, A2 = rng.standard_normal((M, K1)).astype(dtype), rng.standard_normal((M, K2)).astype(dtype)
+    W1, W2 = rng.standard_normal((N, K1)).astype(dtype), rng.standard_normal((N, K2)).astype(dtype)
+    C = rng.standard_normal((M, N)).astype(dtype)
+    wide = lambda a: a.astype(np.float64)  # noqa: E731
+    expected = wide(A1) @ wide(W1).T + wide(A2) @ wide(W2).T + beta * wide(C)
+    assert packed._gemm_packed_2_test(A1, W1, A2, W2, C, beta)
+    scale = np.sqrt(K1 + K2)
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * scale)
+
+
+def test_two_part_product_refuses_more_than_one_k_chunk():
+    """K1 + K2 beyond FR_PACKED_KC (4096) is not fused: the hook reports it and leaves C alone."""
+    A1, W1 = np.ones((2, 3000)), np.ones((3, 3000))
+    A2, W2 = np.ones((2, 1500)), np.ones((3, 1500))
+    C = np.full((2, 3), 7.0)
+    assert not packed._gemm_packed_2_test(A1, W1, A2, W2, C, 0.0)
+    assert (C == 7.0).all()
+
+
+def test_blas_thread_count_is_read_live():
+    """The kernels ask scipy's BLAS for its thread count at call time (it picks packed vs BLAS steps)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastrnn._kernels.blas import _blas_threads
+    if _blas_threads() == -1:
+        pytest.skip("this scipy's BLAS does not report a thread count")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert _blas_threads() == 1
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert _blas_threads() == 2
+
+
 def test_shape_mismatch_is_refused():
     A = np.ones((3, 4))
     with pytest.raises(ValueError, match="shapes"):
         packed._gemm_packed_test(True, A, np.ones((5, 3)), np.zeros((3, 5)), 0.0)
 
 
-# ---- the kernels on the packed path (B >= 2, T >= 4) at sizes that leave partial tiles and panels ----
+# ---- the kernels on the packed path (T >= 4) at sizes that leave partial tiles and panels ----
 
 LAYERS = [("rnn", {}), ("lstm", {}), ("lstm", {"proj_size": 11}), ("gru", {}), ("gru", {"reset_after": False})]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind,extra", LAYERS, ids=lambda v: str(v))
-def test_layers_on_packed_path_match_reference(dtype, kind, extra):
-    """T = 5, B = 9 (a tile of 8 rows and one of 1), H = 37 (partial panels), bidirectional, lengths:
-    forward and every gradient equal the numpy reference."""
+@pytest.mark.parametrize("B,threads", [(9, None), (3, None), (40, 1), (40, 2)])
+def test_layers_on_packed_path_match_reference(dtype, kind, extra, B, threads):
+    """T = 5, H = 37 (partial panels), bidirectional, lengths: inference, the training forward and every
+    gradient equal the numpy reference. B = 9 takes the packed steps with the input product fused into
+    them (a tile of 8 rows and one of 1); B = 3 packed steps, not fused; B = 40 with one BLAS thread
+    packed and fused, with two BLAS steps (the thread count decides above 32 rows)."""
     import fastrnn as fr
     import reference
-    T, B, I, H = 5, 9, 6, 37
+    if threads is not None:
+        threadpoolctl = pytest.importorskip("threadpoolctl")
+        limits = threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
+    else:
+        import contextlib
+        limits = contextlib.nullcontext()
+    T, I, H = 5, 6, 37
     rng = np.random.default_rng(7)
     cls = {"rnn": fr.RNN, "lstm": fr.LSTM, "gru": fr.GRU}[kind]
     layer = cls(I, H, bidirectional=True, dtype=dtype, seed=3, **extra)
     x = rng.standard_normal((T, B, I)).astype(dtype)
-    lengths = np.array([5, 4, 5, 1, 3, 5, 2, 5, 4])
-    y, state_n, backprop = layer.begin_update(x, None, lengths=lengths)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    layer.zero_grad()
-    dx, _ = backprop(dy)
+    lengths = rng.integers(1, T + 1, B)
+    lengths[0] = T
+    with limits:
+        y_infer, _ = layer(x, None, lengths=lengths)
+        y, state_n, backprop = layer.begin_update(x, None, lengths=lengths)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        layer.zero_grad()
+        dx, _ = backprop(dy)
     params = {n: np.asarray(p, np.float64) for n, p in layer.params.items()}
     y_ref, _ = reference.forward(kind, params, x.astype(np.float64), lengths=lengths, bidirectional=True,
                                  dtype=np.float64, **extra)
     dx_ref, _, dparams = reference.backward(kind, params, x.astype(np.float64), None, dy.astype(np.float64),
                                             lengths=lengths, bidirectional=True, dtype=np.float64, **extra)
     tol = {np.float32: 1e-4, np.float64: 1e-10}[dtype]
+    np.testing.assert_allclose(y_infer, y_ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(dx, dx_ref, rtol=tol, atol=tol)
     for n, g in dparams.items():

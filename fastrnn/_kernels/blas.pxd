@@ -13,3 +13,7 @@ cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept n
 
 # sqrt(sum(x[n] ** 2))
 cdef floating nrm2(int n, const floating* x) noexcept nogil
+
+# The number of threads BLAS will use for the next call (it changes at run time, e.g. with
+# threadpoolctl), or -1 when the BLAS library cannot be asked; see blas_threads.h.
+cdef int blas_threads() noexcept nogil

@@ -7,6 +7,20 @@ column-major product C^T = op(B)^T @ op(A)^T: swap the operands and the sizes M 
 from scipy.linalg.cython_blas cimport dgemm, dgemv, daxpy, dnrm2, sgemm, sgemv, saxpy, snrm2
 
 
+cdef extern from "blas_threads.h" nogil:
+    ctypedef int (*fr_threads_fn)()
+    fr_threads_fn fr_find_blas_threads(void* blas_function)
+
+# found once, when this module is imported; NULL when the BLAS library is not one blas_threads.h knows
+cdef fr_threads_fn _blas_threads_fn = fr_find_blas_threads(<void*>sgemm)
+
+
+cdef int blas_threads() noexcept nogil:
+    if _blas_threads_fn == NULL:
+        return -1
+    return _blas_threads_fn()
+
+
 cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
                const floating* A, int lda, const floating* B, int ldb,
                floating beta, floating* C, int ldc) noexcept nogil:
@@ -77,6 +91,11 @@ def _gemm_test(bint trans_a, bint trans_b, floating[:, ::1] A, floating[:, ::1] 
             or (B.shape[0] if trans_b else B.shape[1]) != N:
         raise ValueError("shapes do not agree")
     gemm(trans_a, trans_b, M, N, K, alpha, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1], beta, &C[0, 0], N)
+
+
+def _blas_threads():
+    """The thread count BLAS reports now, or -1 when unknown (test hook)."""
+    return blas_threads()
 
 
 def _nrm2_test(floating[::1] x):

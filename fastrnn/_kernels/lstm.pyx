@@ -5,6 +5,7 @@ in PyTorch's order, each H wide, so G has 4H columns.
 
     (1) G      = X @ W_ih^T                                  one GEMM over all T*B rows
     (2) G[t]  += h_prev @ W_hh^T                             per step (GEMV at B=1)
+   (1+2) G[t]  = x_t @ W_ih^T + h_prev @ W_hh^T              instead, per step, when packed (see packed.pxd)
     (3) i, f, g, o = sig(.), sig(.), tanh(.), sig(.)  of  G[t] + b_ih + b_hh
     (4) c_t    = f * c_prev + i * g
     (5) r_t    = o * tanh(c_t)
@@ -12,7 +13,8 @@ in PyTorch's order, each H wide, so G has 4H columns.
     (7) Y[t]   = h_t                                         zero where t >= lengths[b]; states held there
 
 Slots: ``Hs`` (nslots, B, P) and ``Cs`` (nslots, B, H) as in rnn.pyx (2 for inference, T+1 for
-training). ``R`` holds r_t when projecting: (T, B, H) for training, (1, B, H) for inference. Training
+training). G has T slots, or one for inference (the kernel then finds room for (1) itself when
+it cannot fuse (1) into the steps). ``R`` holds r_t when projecting: (T, B, H) for training, (1, B, H) for inference. Training
 keeps G (the gate activations), Hs, Cs and R; backward overwrites G with dG.
 """
 cimport numpy as cnp
@@ -24,17 +26,18 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport lstm_bwd, lstm_fwd
-from .packed cimport gemm_step, pack_for_steps
+from .packed cimport gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
 
 
-cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
-                   const floating* X, const floating* W_ih, const floating* W_hh, const floating* W_hr,
-                   const floating* b_ih, const floating* b_hh, const floating* h0, const floating* c0,
-                   const int64_t* lengths, floating* Y, int ldy,
-                   floating* G, floating* Hs, floating* Cs, int nslots, floating* R, int nr) noexcept nogil:
+cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
+                  const floating* X, const floating* W_ih, const floating* W_hh, const floating* W_hr,
+                  const floating* b_ih, const floating* b_hh, const floating* h0, const floating* c0,
+                  const int64_t* lengths, floating* Y, int ldy, floating* G, int ng,
+                  floating* Hs, floating* Cs, int nslots, floating* R, int nr) noexcept nogil:
+    """(1)-(7); G has ng = T slots or 1. Returns -1 when scratch cannot be allocated."""
     cdef int s, t, b, j, first, k_prev, k_new
     cdef int H4 = 4 * H
     cdef Py_ssize_t BP = <Py_ssize_t>B * P, BH = <Py_ssize_t>B * H
@@ -44,14 +47,22 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* c_prev
     cdef floating* c_t
     cdef floating* r_t
-    cdef floating* Wp_hh   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
+    cdef floating* G_all = NULL   # (T, B, 4H) for (1) when G has one slot and (1) is not fused
+    cdef floating* Wp_x = pack_steps_2(T, B, I, P, H4, W_ih, W_hh)   # fused (1+2), or NULL
+    cdef floating* Wp_hh = NULL   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_hr = NULL   # W_hr^T likewise
-    # (1) G = X @ W_ih^T
-    gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
+    if Wp_x == NULL:
+        if ng != T:
+            G_all = <floating*>malloc(<size_t>T * B * H4 * sizeof(floating))
+            if G_all == NULL:
+                return -1
+            G, ng = G_all, T
+        # (1) G = X @ W_ih^T
+        gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
+        Wp_hh = pack_for_steps(T, B, True, P, H4, W_hh, P)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BP, h0, BP * sizeof(floating))
     memcpy(Cs + (first % nslots) * BH, c0, BH * sizeof(floating))
-    Wp_hh = pack_for_steps(T, B, True, P, H4, W_hh, P)
     if W_hr != NULL:
         Wp_hr = pack_for_steps(T, B, True, H, P, W_hr, H)
     for s in range(T):
@@ -61,9 +72,13 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
         h_prev, h_t = Hs + k_prev * BP, Hs + k_new * BP
         c_prev, c_t = Cs + k_prev * BH, Cs + k_new * BH
         r_t = R + (t % nr) * BH if W_hr != NULL else h_t
-        g = G + t * B * H4
-        # (2) g += h_prev @ W_hh^T
-        gemm_step(Wp_hh, True, B, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4)
+        g = G + (t % ng) * B * H4
+        if Wp_x != NULL:
+            # (1+2) g = x_t @ W_ih^T + h_prev @ W_hh^T
+            gemm_packed_2(B, H4, I, X + <Py_ssize_t>t * B * I, I, P, h_prev, P, Wp_x, <floating>0, g, H4)
+        else:
+            # (2) g += h_prev @ W_hh^T
+            gemm_step(Wp_hh, True, B, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4)
         for b in range(B):
             if active(lengths, t, b):
                 # (3), (4), (5)
@@ -77,8 +92,11 @@ cdef void _forward(int T, int B, int I, int H, int P, bint reverse,
         hold_inactive(c_t, c_prev, B, H, lengths, t)
         # (7) Y[t] = h_t
         emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, P, lengths, t)
+    free(Wp_x)
     free(Wp_hh)
     free(Wp_hr)
+    free(G_all)
+    return 0
 
 
 cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
@@ -171,14 +189,16 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
 
 def forward(X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lengths, Y, int col, G, Hs, Cs, R, bint reverse):
     """Run (1)-(7). X (T, B, I); h0 (B, P); c0 (B, H); Y (T, B, ldy) written at columns [col, col+P)
-    or None; G (T, B, 4H); Hs (nslots, B, P); Cs (nslots, B, H); R (T or 1, B, H) or None without
+    or None; G (T, B, 4H), or (1, B, 4H) for inference; Hs (nslots, B, P); Cs (nslots, B, H); R (T or 1, B, H) or None without
     projection (W_hr None); lengths (B,) int64 or None. b_ih, b_hh are
     required (pass zeros for a layer without bias)."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[0] // 4, P = W_hh.shape[1]
     cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0
-    cdef int nr = R.shape[0] if R is not None else 1
+    cdef int nr = R.shape[0] if R is not None else 1, ng = G.shape[0]
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if ng != T and ng != 1:
+        raise ValueError(f"kernel argument G: expected T={T} slots or 1, got {ng}")
     if W_hh.shape[0] != 4 * H or H == 0:
         raise ValueError(f"kernel argument W_hh: expected shape (4H, P), got {W_hh.shape}")
     if Y is not None and (col < 0 or col + P > ldy or Y.shape[0] * Y.shape[1] != <Py_ssize_t>T * B):
@@ -189,15 +209,15 @@ def forward(X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lengths, Y, int col, G, Hs,
         raise ValueError("kernel arguments W_hr, R: give both (R with 1 or T slots) or neither")
     if tn == cnp.NPY_FLOAT32:
         _fwd_entry(<float>0, T, B, I, H, P, reverse, X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lp, Y, ldy, col,
-                   G, Hs, Cs, nslots, R, nr, tn)
+                   G, ng, Hs, Cs, nslots, R, nr, tn)
     else:
         _fwd_entry(<double>0, T, B, I, H, P, reverse, X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lp, Y, ldy, col,
-                   G, Hs, Cs, nslots, R, nr, tn)
+                   G, ng, Hs, Cs, nslots, R, nr, tn)
 
 
 cdef int _fwd_entry(floating kind, int T, int B, int I, int H, int P, bint reverse,
                     X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, int64_t* lp, Y, int ldy, int col,
-                    G, Hs, Cs, int nslots, R, int nr, int tn) except -1:
+                    G, int ng, Hs, Cs, int nslots, R, int nr, int tn) except -1:
     cdef Py_ssize_t TB = <Py_ssize_t>T * B
     cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>4 * H * I, tn, "W_ih")
@@ -208,15 +228,18 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, int P, bint rever
     cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * P, tn, "h0")
     cdef const floating* c_0 = <floating*>data_ptr(c0, <Py_ssize_t>B * H, tn, "c0")
     cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
-    cdef floating* g = <floating*>data_ptr(G, TB * 4 * H, tn, "G")
+    cdef floating* g = <floating*>data_ptr(G, <Py_ssize_t>ng * B * 4 * H, tn, "G")
     cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * P, tn, "Hs")
     cdef floating* cs = <floating*>data_ptr(Cs, <Py_ssize_t>nslots * B * H, tn, "Cs")
     cdef floating* r = <floating*>opt_ptr(R, <Py_ssize_t>nr * B * H, tn, "R")
     if w_hr == NULL and P != H:
         raise ValueError(f"kernel argument W_hh: {P} columns without projection, expected H={H}")
+    cdef int status
     with nogil:
-        _forward(T, B, I, H, P, reverse, x, w_ih, w_hh, w_hr, bi, bh, h_0, c_0, lp,
-                 y + col if y != NULL else NULL, ldy, g, hs, cs, nslots, r, nr)
+        status = _forward(T, B, I, H, P, reverse, x, w_ih, w_hh, w_hr, bi, bh, h_0, c_0, lp,
+                          y + col if y != NULL else NULL, ldy, g, ng, hs, cs, nslots, r, nr)
+    if status != 0:
+        raise MemoryError(f"cannot allocate {<Py_ssize_t>T * B * 4 * H * sizeof(floating)} bytes for the LSTM gates")
     return 0
 
 
@@ -311,7 +334,7 @@ cdef int _step(floating kind, int B, int I, int H, x, h, c, W_ih, W_hh, b_ih, b_
     with nogil:
         _forward(1, B, I, H, H, False, x_, w_ih, w_hh, NULL, bi, bh,
                  h_, c_, NULL, NULL, 0,
-                 scratch, scratch + 4 * BH, scratch + 6 * BH, 2, NULL, 1)
+                 scratch, 1, scratch + 4 * BH, scratch + 6 * BH, 2, NULL, 1)
         memcpy(out_h, scratch + 5 * BH, BH * sizeof(floating))
         memcpy(out_c, scratch + 7 * BH, BH * sizeof(floating))
     free(scratch)

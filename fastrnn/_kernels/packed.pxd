@@ -2,19 +2,24 @@
 # Layout, blocking and the exact product are described in packed.h.
 from cython cimport floating
 
-from .blas cimport gemm
+from .blas cimport blas_threads, gemm
 
 
 cdef extern from "packed.h" nogil:
+    enum:
+        FR_PACKED_BYTES
+        FR_PACKED_KC
     void* fr_packed_alloc(size_t n_bytes)
     size_t fr_packed_size_f(int K, int N)
     size_t fr_packed_size_d(int K, int N)
-    void fr_pack_bt_f(int K, int N, const float* W, int ldw, float* Wp)
-    void fr_pack_bt_d(int K, int N, const double* W, int ldw, double* Wp)
+    void fr_pack_bt_f(int K, int N, const float* W, int ldw, float* Wp, int Kp)
+    void fr_pack_bt_d(int K, int N, const double* W, int ldw, double* Wp, int Kp)
     void fr_pack_b_f(int K, int N, const float* W, int ldw, float* Wp)
     void fr_pack_b_d(int K, int N, const double* W, int ldw, double* Wp)
-    void fr_gemm_packed_f(int M, int N, int K, const float* A, int lda, const float* Wp, float* C, int ldc, float beta)
-    void fr_gemm_packed_d(int M, int N, int K, const double* A, int lda, const double* Wp, double* C, int ldc, double beta)
+    void fr_gemm_packed_f(int M, int N, int K1, const float* A1, int lda1, int K2, const float* A2, int lda2,
+                          const float* Wp, float* C, int ldc, float beta)
+    void fr_gemm_packed_d(int M, int N, int K1, const double* A1, int lda1, int K2, const double* A2, int lda2,
+                          const double* Wp, double* C, int ldc, double beta)
 
 
 # A packed copy of op(W) (K x N) in fresh 64-byte aligned memory (free it with free), or NULL when
@@ -25,14 +30,14 @@ cdef inline floating* pack_weights(bint trans, int K, int N, const floating* W, 
         Wp = <float*>fr_packed_alloc(fr_packed_size_f(K, N) * sizeof(float))
         if Wp != NULL:
             if trans:
-                fr_pack_bt_f(K, N, W, ldw, Wp)
+                fr_pack_bt_f(K, N, W, ldw, Wp, K)
             else:
                 fr_pack_b_f(K, N, W, ldw, Wp)
     else:
         Wp = <double*>fr_packed_alloc(fr_packed_size_d(K, N) * sizeof(double))
         if Wp != NULL:
             if trans:
-                fr_pack_bt_d(K, N, W, ldw, Wp)
+                fr_pack_bt_d(K, N, W, ldw, Wp, K)
             else:
                 fr_pack_b_d(K, N, W, ldw, Wp)
     return Wp
@@ -42,26 +47,74 @@ cdef inline floating* pack_weights(bint trans, int K, int N, const floating* W, 
 cdef inline void gemm_packed(int M, int N, int K, const floating* A, int lda, const floating* Wp,
                              floating beta, floating* C, int ldc) noexcept nogil:
     if floating is float:
-        fr_gemm_packed_f(M, N, K, A, lda, Wp, C, ldc, beta)
+        fr_gemm_packed_f(M, N, K, A, lda, 0, A, lda, Wp, C, ldc, beta)
     else:
-        fr_gemm_packed_d(M, N, K, A, lda, Wp, C, ldc, beta)
+        fr_gemm_packed_d(M, N, K, A, lda, 0, A, lda, Wp, C, ldc, beta)
 
 
-# The packed op(W) for the per-step products of a T-step call with B rows, or NULL, meaning "use BLAS
-# gemm". The rule, from bench/packed_gemm.py on an AVX-512 machine (1 and 2 threads):
+# The packed op([W1 W2]) = [W1^T; W2^T] ((K1 + K2) x N) for W1 stored (N, K1), W2 stored (N, K2), in
+# fresh memory (free it with free), or NULL when out of memory or K1 + K2 > FR_PACKED_KC.
+cdef inline floating* pack_weights_2(int K1, int K2, int N, const floating* W1, const floating* W2) noexcept nogil:
+    cdef floating* Wp
+    cdef int NR = 2 * FR_PACKED_BYTES // sizeof(floating)
+    if K1 + K2 > FR_PACKED_KC:
+        return NULL
+    if floating is float:
+        Wp = <float*>fr_packed_alloc(fr_packed_size_f(K1 + K2, N) * sizeof(float))
+        if Wp != NULL:
+            fr_pack_bt_f(K1, N, W1, K1, Wp, K1 + K2)
+            fr_pack_bt_f(K2, N, W2, K2, Wp + K1 * NR, K1 + K2)
+    else:
+        Wp = <double*>fr_packed_alloc(fr_packed_size_d(K1 + K2, N) * sizeof(double))
+        if Wp != NULL:
+            fr_pack_bt_d(K1, N, W1, K1, Wp, K1 + K2)
+            fr_pack_bt_d(K2, N, W2, K2, Wp + K1 * NR, K1 + K2)
+    return Wp
+
+
+# C[M, N] = A1[M, K1] @ W1^T + A2[M, K2] @ W2^T + beta * C, on Wp = pack_weights_2(K1, K2, N, W1, W2)
+cdef inline void gemm_packed_2(int M, int N, int K1, const floating* A1, int lda1, int K2, const floating* A2,
+                               int lda2, const floating* Wp, floating beta, floating* C, int ldc) noexcept nogil:
+    if floating is float:
+        fr_gemm_packed_f(M, N, K1, A1, lda1, K2, A2, lda2, Wp, C, ldc, beta)
+    else:
+        fr_gemm_packed_d(M, N, K1, A1, lda1, K2, A2, lda2, Wp, C, ldc, beta)
+
+
+# Whether the per-step products of a T-step call with B rows and K x N weights go to the packed GEMM
+# (else BLAS gemm). The rule, from bench/packed_gemm.py on an AVX-512 machine (1 and 2 threads):
 # - a call of T < 4 steps does not repay the packing (cells, single steps: BLAS's GEMV/GEMM);
 # - B == 1 too: packed beats OpenBLAS's GEMV 1.2-1.8x per sequence (T=50, H 64-256, 1 and 2 threads,
 #   fr.LSTM/GRU/RNN inference timed alone), and it keeps BLAS threads out of the step loop;
 # - past 16 MiB of weights the packed GEMM stops beating BLAS (memory bound);
 # - B > 32: with 1 BLAS thread packed is still ~1.4x faster per step, but with 2 threads OpenBLAS
 #   splits B >= 64 rows across both cores and wins (0.8-0.9x), while at B <= 32 packed wins either way.
-#   The kernels do not know BLAS's thread count, so B > 32 stays with BLAS.
-# NULL also when out of memory (BLAS then does the work). Free the result with free.
+#   So B > 32 is packed only while BLAS says it runs one thread (blas_threads, asked at every call).
+cdef inline bint packed_steps(int T, int B, int K, int N, size_t itemsize) noexcept nogil:
+    if T < 4 or <size_t>K * <size_t>N * itemsize > (<size_t>16) << 20:
+        return False
+    return B <= 32 or blas_threads() == 1
+
+
+# The packed op(W) for the per-step products of a T-step call with B rows when packed_steps says so,
+# else NULL, meaning "use BLAS gemm" (NULL also when out of memory). Free the result with free.
 cdef inline floating* pack_for_steps(int T, int B, bint trans, int K, int N, const floating* W,
                                      int ldw) noexcept nogil:
-    if T < 4 or B > 32 or <size_t>K * <size_t>N * sizeof(floating) > (<size_t>16) << 20:
+    if not packed_steps(T, B, K, N, sizeof(floating)):
         return NULL
     return pack_weights(trans, K, N, W, ldw)
+
+
+DEF FUSE_MIN_ROWS = 8
+
+# [W1 W2] packed for the fused per-step product A1 @ W1^T + A2 @ W2^T of a T-step call with B rows, when
+# its steps go to the packed GEMM (packed_steps with K = K1 + K2), else NULL ("do not fuse"; NULL also
+# when out of memory or K1 + K2 > FR_PACKED_KC). Free the result with free.
+cdef inline floating* pack_steps_2(int T, int B, int K1, int K2, int N, const floating* W1,
+                                   const floating* W2) noexcept nogil:
+    if B < FUSE_MIN_ROWS or not packed_steps(T, B, K1 + K2, N, sizeof(floating)):
+        return NULL
+    return pack_weights_2(K1, K2, N, W1, W2)
 
 
 # C[M, N] = A @ op(W) + beta * C: gemm_packed on Wp (the packed op(W)) when it is not NULL, else BLAS gemm

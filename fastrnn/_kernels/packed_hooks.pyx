@@ -4,7 +4,7 @@ from libc.stdlib cimport free
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .blas cimport gemm
-from .packed cimport gemm_packed, pack_weights
+from .packed cimport gemm_packed, gemm_packed_2, pack_weights, pack_weights_2
 
 
 def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
@@ -19,6 +19,24 @@ def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floati
     # C = A @ op(W) + beta * C
     gemm_packed(M, N, K, &A[0, 0], A.shape[1], Wp, beta, &C[0, 0], N)
     free(Wp)
+
+
+def _gemm_packed_2_test(floating[:, ::1] A1, floating[:, ::1] W1, floating[:, ::1] A2, floating[:, ::1] W2,
+                        floating[:, ::1] C, floating beta):
+    """C = A1 @ W1.T + A2 @ W2.T + beta * C through pack_weights_2 + gemm_packed_2 (test hook).
+    Returns False, C untouched, when K1 + K2 is too large to fuse."""
+    cdef int M = C.shape[0], N = C.shape[1], K1 = A1.shape[1], K2 = A2.shape[1]
+    cdef floating* Wp
+    if A1.shape[0] != M or A2.shape[0] != M or W1.shape[0] != N or W2.shape[0] != N \
+            or W1.shape[1] != K1 or W2.shape[1] != K2:
+        raise ValueError("shapes do not agree")
+    Wp = pack_weights_2(K1, K2, N, &W1[0, 0], &W2[0, 0])
+    if Wp == NULL:
+        return False
+    # C = A1 @ W1^T + A2 @ W2^T + beta * C
+    gemm_packed_2(M, N, K1, &A1[0, 0], K1, K2, &A2[0, 0], K2, Wp, beta, &C[0, 0], N)
+    free(Wp)
+    return True
 
 
 cdef double _now() noexcept nogil:
