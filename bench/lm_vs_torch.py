@@ -25,6 +25,7 @@ Measured on the 2-core development machine (2026-11-23), defaults (2 x 3 minutes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -38,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import fastrnn as fr  # noqa: E402
+from bench.openblas_env import unpin_openblas  # noqa: E402
 from fastrnn.data import CharVocab, batchify, lm_batches, load_corpus, split_ids  # noqa: E402
 from fastrnn.losses import softmax_cross_entropy  # noqa: E402
 from fastrnn.train import backward_sequence, bits_per_char, evaluate  # noqa: E402
@@ -58,42 +60,99 @@ def batches_for(train_streams, args):
         yield None  # epoch boundary: the state is reset
 
 
-def train_fastrnn(V, train_streams, args):
-    from threadpoolctl import threadpool_limits
+class Trainer:
+    """One library's training run, advanced in slices: ``run(seconds)`` trains until its own clock has
+    used that much more time. ``elapsed`` counts only this trainer's slices, so the learning-rate
+    schedule and the budget see the same time whatever the other trainer does in between."""
 
-    model = fr.LanguageModel(V, hidden_size=args.hidden, num_layers=args.layers, cell="lstm", embed_size=args.embed,
-                             seed=args.seed)
-    opt = fr.Adam(model, lr=args.lr)
-    seconds = args.minutes * 60
-    step, state, t0 = 0, None, time.perf_counter()
-    with threadpool_limits(limits=args.threads, user_api="blas"):
-        for batch in batches_for(train_streams, args):
-            elapsed = time.perf_counter() - t0
-            if elapsed >= seconds:
-                break
-            if batch is None:
-                state = None
-                continue
-            x, y = batch
-            opt.lr = lr_at(args, step, elapsed / seconds)
-            model.zero_grad()
-            _, state = backward_sequence(model, x, y, softmax_cross_entropy, state0=state)
-            fr.clip_grad_norm(model, args.clip)
-            opt.step()
-            step += 1
-    return model, step, time.perf_counter() - t0
+    def __init__(self, name, train_streams, args):
+        self.name, self.args = name, args
+        self.batches = batches_for(train_streams, args)
+        self.budget = args.minutes * 60
+        self.step, self.state, self.elapsed = 0, None, 0.0
 
+    def run(self, seconds):
+        stop = min(self.elapsed + seconds, self.budget)
+        t0, start = time.perf_counter(), self.elapsed
+        with self.limits():
+            while self.elapsed < stop:
+                batch = next(self.batches)
+                if batch is None:
+                    self.state = None
+                else:
+                    self.train_step(*batch, lr_at(self.args, self.step, self.elapsed / self.budget))
+                    self.step += 1
+                self.elapsed = start + time.perf_counter() - t0
 
-def eval_fastrnn(model, val_streams, args):
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=args.threads, user_api="blas"):
-        return evaluate(model, lambda: lm_batches(val_streams, 256), carry_state=True)
+    @property
+    def done(self):
+        return self.elapsed >= self.budget
 
 
-def torch_model(V, args):
-    import torch
+class FastrnnTrainer(Trainer):
+    def __init__(self, V, train_streams, args):
+        super().__init__("fastrnn " + fr.__version__, train_streams, args)
+        self.model = fr.LanguageModel(V, hidden_size=args.hidden, num_layers=args.layers, cell="lstm",
+                                      embed_size=args.embed, seed=args.seed)
+        self.opt = fr.Adam(self.model, lr=args.lr)
 
+    def limits(self):
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=self.args.threads, user_api="blas")
+
+    def train_step(self, x, y, lr):
+        self.opt.lr = lr
+        self.model.zero_grad()
+        _, self.state = backward_sequence(self.model, x, y, softmax_cross_entropy, state0=self.state)
+        fr.clip_grad_norm(self.model, self.args.clip)
+        self.opt.step()
+
+    def validation_loss(self, val_streams):
+        with self.limits():
+            return evaluate(self.model, lambda: lm_batches(val_streams, 256), carry_state=True)
+
+
+class TorchTrainer(Trainer):
+    def __init__(self, V, train_streams, args):
+        import torch
+
+        super().__init__("torch " + torch.__version__, train_streams, args)
+        self.torch, self.V = torch, V
+        torch.manual_seed(args.seed)
+        self.model = torch_model(torch, V, args)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=args.lr)
+
+    def limits(self):
+        self.torch.set_num_threads(self.args.threads)
+        return contextlib.nullcontext()
+
+    def train_step(self, x, y, lr):
+        torch = self.torch
+        x, y = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, y))
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.opt.zero_grad()
+        logits, state = self.model(x, self.state)
+        self.state = tuple(s.detach() for s in state)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, self.V), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.clip)
+        self.opt.step()
+
+    def validation_loss(self, val_streams):
+        torch = self.torch
+        total, count, state = 0.0, 0, None
+        with torch.no_grad():
+            for x, y in lm_batches(val_streams, 256):
+                logits, state = self.model(torch.from_numpy(np.ascontiguousarray(x)), state)
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, self.V), torch.from_numpy(y).reshape(-1))
+                total += float(loss) * y.size
+                count += y.size
+        return total / count
+
+
+def torch_model(torch, V, args):
     class CharLSTM(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -105,50 +164,27 @@ def torch_model(V, args):
             h, state = self.rnn(self.embed(x), state)
             return self.head(h), state
 
-    torch.manual_seed(args.seed)
     return CharLSTM()
 
 
-def train_torch(V, train_streams, args):
-    import torch
-
-    torch.set_num_threads(args.threads)
-    model = torch_model(V, args)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    seconds = args.minutes * 60
-    step, state, t0 = 0, None, time.perf_counter()
-    for batch in batches_for(train_streams, args):
-        elapsed = time.perf_counter() - t0
-        if elapsed >= seconds:
-            break
-        if batch is None:
-            state = None
-            continue
-        x, y = (torch.from_numpy(np.ascontiguousarray(a)) for a in batch)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(args, step, elapsed / seconds)
-        opt.zero_grad()
-        logits, state = model(x, state)
-        state = tuple(s.detach() for s in state)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
-        step += 1
-    return model, step, time.perf_counter() - t0
+TRAINERS = {"fastrnn": FastrnnTrainer, "torch": TorchTrainer}
 
 
-def eval_torch(model, V, val_streams, args):
-    import torch
-
-    total, count, state = 0.0, 0, None
-    with torch.no_grad():
-        for x, y in lm_batches(val_streams, 256):
-            logits, state = model(torch.from_numpy(np.ascontiguousarray(x)), state)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), torch.from_numpy(y).reshape(-1))
-            total += float(loss) * y.size
-            count += y.size
-    return total / count
+def compare(V, train_streams, val_streams, args):
+    """Train the chosen libraries in alternating slices of args.slice seconds until each has used its
+    budget, then evaluate each; returns rows (name, steps, chars/s, validation bits/char)."""
+    names = [args.only] if args.only else list(TRAINERS)
+    trainers = [TRAINERS[n](V, train_streams, args) for n in names]
+    while not all(t.done for t in trainers):
+        for t in trainers:
+            t.run(args.slice)
+    rows = []
+    for t in trainers:
+        bpc = bits_per_char(t.validation_loss(val_streams))
+        rows.append((t.name, t.step, t.step * args.batch * args.bptt / t.elapsed, bpc))
+        print(f"  seed {args.seed}  {t.name}: {t.step} steps, {rows[-1][2]:,.0f} chars/s, validation "
+              f"{bpc:.3f} bits/char (load average {os.getloadavg()[0]:.2f})", flush=True)
+    return rows
 
 
 def main(argv=None):
@@ -164,9 +200,19 @@ def main(argv=None):
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--threads", type=int, default=1, help="BLAS / torch intra-op threads for both")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", choices=("fastrnn", "torch"), default=None, help="run one side only")
+    p.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0],
+                   help="comma-separated seeds; each seed is one side-by-side run (init and batch order)")
+    p.add_argument("--slice", type=float, default=10.0,
+                   help="seconds each library trains before the other takes its turn")
+    p.add_argument("--only", choices=tuple(TRAINERS), default=None, help="run one side only")
+    p.add_argument("--keep-openblas-env", action="store_true",
+                   help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set (by default the script re-runs itself "
+                        "without them, so OpenBLAS picks the kernels for this processor)")
+    from_command_line = argv is None
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
+    if from_command_line and not args.keep_openblas_env:
+        unpin_openblas(Path(__file__).resolve(), argv)
 
     text = load_corpus()
     vocab = CharVocab.from_text(text)
@@ -174,28 +220,20 @@ def main(argv=None):
     train_streams, val_streams = batchify(train_ids, args.batch), batchify(val_ids, 16)
     V = len(vocab)
     print(f"char LSTM LM: {args.layers} layers, hidden {args.hidden}, embedding {args.embed}, batch {args.batch} x "
-          f"{args.bptt}, Adam lr {args.lr:g}, clip {args.clip:g}, {args.minutes:g} min each, {args.threads} thread(s); "
-          f"load average before: {os.getloadavg()[0]:.2f}")
+          f"{args.bptt}, Adam lr {args.lr:g}, clip {args.clip:g}, {args.minutes:g} min each in {args.slice:g} s "
+          f"slices, {args.threads} thread(s), seeds {args.seeds}; load average before: {os.getloadavg()[0]:.2f}")
     rows = []
-    if args.only in (None, "fastrnn"):
-        model, steps, secs = train_fastrnn(V, train_streams, args)
-        bpc = bits_per_char(eval_fastrnn(model, val_streams, args))
-        rows.append(("fastrnn " + fr.__version__, steps, steps * args.batch * args.bptt / secs, bpc))
-        print(f"  fastrnn: {steps} steps, {rows[-1][2]:,.0f} chars/s, validation {bpc:.3f} bits/char "
-              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
-    if args.only in (None, "torch"):
-        import torch
-
-        model, steps, secs = train_torch(V, train_streams, args)
-        bpc = bits_per_char(eval_torch(model, V, val_streams, args))
-        rows.append(("torch " + torch.__version__, steps, steps * args.batch * args.bptt / secs, bpc))
-        print(f"  torch:   {steps} steps, {rows[-1][2]:,.0f} chars/s, validation {bpc:.3f} bits/char "
-              f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+    for seed in args.seeds:
+        args.seed = seed
+        rows += [(seed, *row) for row in compare(V, train_streams, val_streams, args)]
     print()
-    print("| library | steps | train chars/s | validation bits/char |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, steps, rate, bpc in rows:
-        print(f"| {name} | {steps} | {rate:,.0f} | {bpc:.3f} |")
+    print("| seed | library | steps | train chars/s | validation bits/char |")
+    print("| ---: | --- | ---: | ---: | ---: |")
+    for seed, name, steps, rate, bpc in rows:
+        print(f"| {seed} | {name} | {steps} | {rate:,.0f} | {bpc:.3f} |")
+    for name in dict.fromkeys(r[1] for r in rows):
+        bpcs = [r[4] for r in rows if r[1] == name]
+        print(f"| mean | {name} | | | {np.mean(bpcs):.3f} |")
     return 0
 
 

@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
 
 from bench import memory, report, timing  # noqa: E402
 from bench.check import compare  # noqa: E402
+from bench.openblas_env import unpin_openblas  # noqa: E402
 from bench.contenders import ORDER, load  # noqa: E402
 from bench.contenders.base import Skip, thread_limits  # noqa: E402
 from bench.problem import make_problem  # noqa: E402
@@ -219,30 +220,13 @@ def parse_args(argv):
     return ap.parse_args(argv)
 
 
-OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def unpin_openblas(argv):
-    """Re-run this command without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
-
-    Some machines pin OpenBLAS to an older kernel family (e.g. Haswell on an AVX-512 processor) to
-    protect old OpenBLAS builds; that halves the SGEMM ceiling of a current numpy/scipy and would
-    understate every BLAS-bound contender. The suite reports the kernel family it ran with.
-    """
-    pinned = {k: os.environ[k] for k in OPENBLAS_PINS if k in os.environ}
-    if not pinned:
-        return
-    log(f"re-running without {', '.join(f'{k}={v}' for k, v in pinned.items())} (use --keep-openblas-env to keep them)")
-    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_PINS}
-    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
-
-
 def main(argv=None):
     from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if from_command_line and not args.keep_openblas_env:
-        unpin_openblas(argv)  # replaces this process; a caller of main() keeps its own environment
+        # replaces this process; a caller of main() keeps its own environment
+        unpin_openblas(Path(__file__).resolve(), argv, log)
     mode_name = "quick" if args.quick else "full"
     mode = MODES[mode_name]
     threads = [int(t) for t in args.threads.split(",") if t]
