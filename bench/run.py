@@ -3,6 +3,11 @@
     python bench/run.py --quick     # a subset of every scenario, under ~3 minutes on 2 cores
     python bench/run.py             # the full suite, under ~20 minutes on 2 cores
 
+Each contender runs in its own worker process for the whole run (bench/contenders/worker.py); this
+process draws the problems, runs the correctness gate on the outputs the workers return, and
+schedules the interleaved samples, which the workers time. ``--in-process`` runs every contender
+in this process instead (the suite's behaviour before process isolation).
+
 Writes bench/results/<quick|full>.{json,md,png} and prints every target as PASS/FAIL.
 See bench/README.md for the scenarios and the method.
 """
@@ -16,6 +21,7 @@ import shlex
 import sys
 import time
 import traceback
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +31,9 @@ if str(ROOT) not in sys.path:
 from bench import memory, report, timing  # noqa: E402
 from bench.check import compare  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
-from bench.contenders import ORDER, load  # noqa: E402
+from bench.contenders import ORDER, load, start_isolated  # noqa: E402
 from bench.contenders.base import Skip, thread_limits  # noqa: E402
+from bench.contenders.worker import WorkerError, close_all  # noqa: E402
 from bench.problem import make_problem  # noqa: E402
 from bench.scenarios import CELLS, SCENARIOS, call_flops, configs  # noqa: E402
 
@@ -42,7 +49,9 @@ def log(msg):
     print(msg, flush=True)
 
 
-def machine_info(argv, mode):
+def machine_info(argv, mode, workers=None):
+    """The machine, versions and BLAS pools; with ``workers`` (isolated mode) the contenders' libraries
+    are not imported here: their versions and thread pools come from the workers' hellos."""
     cpu = platform.processor()
     try:
         import subprocess
@@ -52,7 +61,8 @@ def machine_info(argv, mode):
     except Exception:
         pass
     versions = {"python": platform.python_version()}
-    for mod in ("numpy", "scipy", "torch", "onnxruntime", "onnx", "threadpoolctl", "fastrnn"):
+    names = ("numpy", "scipy", "torch", "onnxruntime", "onnx", "threadpoolctl", "fastrnn")
+    for mod in (("numpy", "threadpoolctl") if workers is not None else names):
         try:
             versions[mod] = __import__(mod).__version__
         except Exception:
@@ -65,10 +75,18 @@ def machine_info(argv, mode):
                 f"{os.path.basename(i.get('filepath', ''))})" for i in threadpool_info()]
     except Exception:
         pass
+    if workers is not None:
+        for w in workers.values():
+            for mod, v in w.hello["versions"].items():
+                versions.setdefault(mod, v)
+            blas += [p for p in w.hello["thread_pools"] if p not in blas]
+        for mod in names:
+            versions.setdefault(mod, None)
     return {"mode": mode, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": "python " + " ".join(shlex.quote(a) for a in ["bench/run.py", *argv]),
             "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "versions": versions,
-            "thread_pools": blas, "loadavg_start": os.getloadavg()[0]}
+            "thread_pools": blas, "loadavg_start": os.getloadavg()[0],
+            "isolation": "in-process" if workers is None else "one worker process per contender"}
 
 
 def measure_ceiling(threads, reps):
@@ -101,6 +119,8 @@ def build_and_check(cfg, threads, mods):
             runners[name] = mod.build(problem, threads)
         except Skip as exc:
             skipped[name] = str(exc)
+        except WorkerError as exc:
+            skipped[name] = f"build failed: {exc}"
         except Exception as exc:
             skipped[name] = f"build failed: {exc.__class__.__name__}: {exc}"
             traceback.print_exc(limit=3)
@@ -114,6 +134,8 @@ def build_and_check(cfg, threads, mods):
             skipped[ref_name] = f"reference run failed: {exc.__class__.__name__}: {exc}"
             runners.pop(ref_name)
             reference = None
+    for name in skipped:
+        log(f"    skipping {name} for {cfg.key} at {threads} thread(s): {skipped[name]}")
     for name in list(runners):
         if name == ref_name:
             continue
@@ -132,9 +154,21 @@ def build_and_check(cfg, threads, mods):
 
 
 def run_block(cfg, threads, mods, mode):
-    """One configuration at one thread count: build, check, calibrate, then interleaved samples."""
+    """One configuration at one thread count: build, check, calibrate, then interleaved samples.
+
+    ``mods`` are contender modules (in-process) or worker processes (isolated); both build runners
+    whose ``run`` the timing functions call. The limits set here act on this process's libraries;
+    a worker sets its own when it builds.
+    """
     with thread_limits(threads):
         return _run_block(cfg, threads, mods, mode)
+
+
+def _drop(block, skipped, name, exc, doing):
+    reason = str(exc) if isinstance(exc, WorkerError) else f"{exc.__class__.__name__}: {exc}"
+    skipped[name] = f"failed while {doing}: {reason}"
+    log(f"    dropping {name} for {block['config']['scenario']}/{block['config']['cell']} at "
+        f"{block['threads']} thread(s): {skipped[name]}")
 
 
 def _run_block(cfg, threads, mods, mode):
@@ -145,11 +179,23 @@ def _run_block(cfg, threads, mods, mode):
     if not runners:
         return block
     counts, per_sample = {}, []
-    for name, r in runners.items():
-        counts[name], per_call = timing.calibrate(r.run, mode["sample_s"])
+    for name, r in list(runners.items()):
+        try:
+            counts[name], per_call = timing.calibrate(r.run, mode["sample_s"])
+        except Exception as exc:
+            _drop(block, skipped, name, exc, "calibrating")
+            runners.pop(name)
+            continue
         per_sample.append(per_call * counts[name])
+    if not runners:
+        return block
     repeats = timing.choose_repeats(per_sample, mode["budget_s"], mode["min_repeats"], mode["max_repeats"])
-    samples = timing.interleaved({n: r.run for n, r in runners.items()}, counts, repeats)
+    errors = {}
+    samples = timing.interleaved({n: r.run for n, r in runners.items()}, counts, repeats, errors=errors,
+                                 pause_s=mode.get("pause_s", 0.0))
+    for name, exc in errors.items():
+        _drop(block, skipped, name, exc, "timing")
+        runners.pop(name)
     block["repeats"] = repeats
     for name, r in runners.items():
         block["contenders"][name] = {"label": r.label, "info": r.info, "calls_per_sample": counts[name],
@@ -170,23 +216,42 @@ def _run_concurrent_block(cfg, mods, mode, callers):
     workers, calls = {}, {}
     for name, r in runners.items():
         try:
-            workers[name] = {n: [r.worker() for _ in range(n)] for n in callers}
+            workers[name] = concurrent_driver(r, callers)
+            calls[name], _ = timing.calibrate(workers[name].one, 4 * mode["sample_s"])
         except Skip as exc:
             skipped[name] = str(exc)
-            continue
-        calls[name], _ = timing.calibrate(workers[name][1][0], 4 * mode["sample_s"])
+            workers.pop(name, None)
+        except Exception as exc:
+            _drop(block, skipped, name, exc, "preparing concurrent workers")
+            workers.pop(name, None)
     repeats = max(mode["min_repeats"], min(mode["max_repeats"], 7))
     thr = {name: {str(n): [] for n in callers} for name in workers}
     for _ in range(repeats):
-        for name in workers:
-            for n in callers:
-                wall = timing.concurrent_wall(workers[name][n], calls[name])
-                thr[name][str(n)].append(n * calls[name] / wall)
+        for name in list(workers):
+            try:
+                for n in callers:
+                    wall = workers[name].wall(n, calls[name])
+                    thr[name][str(n)].append(n * calls[name] / wall)
+            except Exception as exc:
+                _drop(block, skipped, name, exc, "timing concurrent workers")
+                workers.pop(name)
+                thr.pop(name)
     block["repeats"] = repeats
     for name in workers:
         block["contenders"][name] = {"label": runners[name].label, "calls_per_thread": calls[name],
                                      "throughput": thr[name]}
     return block
+
+
+def concurrent_driver(runner, callers):
+    """``.one(k)`` (k calls of one worker, for calibration) and ``.wall(n, k)`` for a runner.
+
+    A worker-process runner prepares its thread workers in its process; an in-process runner here.
+    """
+    if hasattr(runner, "concurrent"):
+        return runner.concurrent(callers)
+    ws = {n: [runner.worker() for _ in range(n)] for n in callers}
+    return types.SimpleNamespace(one=ws[1][0], wall=lambda n, k: timing.concurrent_wall(ws[n], k))
 
 
 def _line(results, block):
@@ -214,6 +279,14 @@ def parse_args(argv):
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="output directory")
     ap.add_argument("--name", default=None, help="output file stem (default: quick or full)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run every contender in this process (the old behaviour) instead of one worker "
+                         "process per contender")
+    ap.add_argument("--worker-timeout", type=float, default=600.0,
+                    help="seconds a worker process may take for one command (build, a sample, ...) before "
+                         "it is killed and its contender skipped for that configuration (default 600)")
+    ap.add_argument("--pause-ms", type=float, default=0.0,
+                    help="sleep this long before each timed sample (default 0; see bench/README.md)")
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set (by default the suite re-runs itself "
                          "without them, so OpenBLAS picks the kernels for this processor)")
@@ -228,7 +301,7 @@ def main(argv=None):
         # replaces this process; a caller of main() keeps its own environment
         unpin_openblas(Path(__file__).resolve(), argv, log)
     mode_name = "quick" if args.quick else "full"
-    mode = MODES[mode_name]
+    mode = dict(MODES[mode_name], pause_s=args.pause_ms / 1000.0)
     threads = [int(t) for t in args.threads.split(",") if t]
     scen = set(args.scenarios.split(","))
     cells = set(args.cells.split(","))
@@ -240,11 +313,24 @@ def main(argv=None):
     if load1 > 0.5:
         log(f"WARNING: load average {load1:.2f} before starting: other processes are using the CPUs, "
             "so the timings will be noisy (run on a quiet machine for numbers to publish)")
-    mods, skipped = load([c for c in args.contenders.split(",") if c])
+    names = [c for c in args.contenders.split(",") if c]
+    if args.in_process:
+        mods, skipped = load(names)
+    else:
+        mods, skipped = start_isolated(names, timeout_s=args.worker_timeout)
+    try:
+        return _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_start)
+    finally:
+        if not args.in_process:
+            close_all(mods)
+
+
+def _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_start):
     for name, reason in skipped.items():
         log(f"skipping contender {name}: {reason}")
-    results = {"meta": machine_info(argv, mode_name), "skipped_contenders": skipped, "ceiling": {},
-               "blocks": [], "memory": []}
+    results = {"meta": machine_info(argv, mode_name, None if args.in_process else mods),
+               "skipped_contenders": skipped, "ceiling": {}, "blocks": [], "memory": []}
+    results["meta"]["pause_ms"] = args.pause_ms
     for n in threads:
         results["ceiling"][str(n)] = measure_ceiling(n, mode["ceiling_reps"])
         log(f"SGEMM ceiling, {n} thread(s): {results['ceiling'][str(n)]['gflops']:.1f} GFLOP/s")

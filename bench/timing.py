@@ -38,6 +38,14 @@ def paired_ratios(other, base):
 
 
 def _elapsed(fn, n):
+    """Seconds of ``fn(n)``: measured here, or as returned by ``fn`` when it is self-timed.
+
+    A self-timed ``fn`` (``fn.self_timed`` true) runs the calls elsewhere (a contender's worker
+    process, bench/contenders/worker.py) and returns the seconds measured there around the same tight
+    loop, so that the pipe round trip is not counted.
+    """
+    if getattr(fn, "self_timed", False):
+        return float(fn(n))
     t0 = time.perf_counter()
     fn(n)
     return time.perf_counter() - t0
@@ -70,13 +78,28 @@ def choose_repeats(per_sample_s, budget_s, min_repeats, max_repeats):
     return int(min(max_repeats, max(min_repeats, int(budget_s / total + 1e-9))))
 
 
-def interleaved(runs, counts, repeats):
-    """Time ``runs[name](counts[name])`` interleaved; return {name: [seconds per call, ...]}."""
+def interleaved(runs, counts, repeats, errors=None, pause_s=0.0):
+    """Time ``runs[name](counts[name])`` interleaved; return {name: [seconds per call, ...]}.
+
+    With an ``errors`` dict, a contender whose run raises is dropped (its samples too) and the
+    exception stored as ``errors[name]``; the others go on. Without it, the exception propagates.
+    ``pause_s`` sleeps that long before each sample (a pause when switching contenders).
+    """
     samples = {name: [] for name in runs}
+    live = list(runs)
     for _ in range(repeats):
-        for name, run in runs.items():
+        for name in list(live):
             n = counts[name]
-            samples[name].append(_elapsed(run, n) / n)
+            if pause_s > 0:
+                time.sleep(pause_s)
+            try:
+                samples[name].append(_elapsed(runs[name], n) / n)
+            except Exception as exc:
+                if errors is None:
+                    raise
+                errors[name] = exc
+                live.remove(name)
+                samples.pop(name)
     return samples
 
 

@@ -309,3 +309,123 @@ def test_blocks_run_under_the_requested_thread_limits(monkeypatch):
     mode = dict(run.MODES["quick"], budget_s=0.0, min_repeats=1, max_repeats=1)
     block = run.run_block(tiny("seq", "rnn"), 1, {"probe": Probe}, mode)
     assert "probe" in block["contenders"] and seen and all(s == {1} for s in seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# one worker process per contender (bench/contenders/worker.py)
+# ---------------------------------------------------------------------------------------------
+
+_FAKE_CONTENDER = '''
+import os, time
+from bench.contenders import numpy_contender
+NAME = "{name}"
+{on_import}
+
+def unavailable():
+    return None
+
+def preload():
+    pass
+
+def build(problem, threads):
+    {on_build}
+    runner = numpy_contender.build(problem, threads)
+    {after_build}
+    return runner
+'''
+
+
+def _fake(tmp_path, name, on_import="", on_build="pass", after_build="pass"):
+    (tmp_path / f"{name}.py").write_text(_FAKE_CONTENDER.format(
+        name=name, on_import=on_import, on_build=on_build, after_build=after_build))
+    return name
+
+
+def _small_mode():
+    import bench.run as run
+
+    return dict(run.MODES["quick"], sample_s=0.001, budget_s=0.0, min_repeats=3, max_repeats=3)
+
+
+def test_isolated_run_end_to_end(tmp_path, monkeypatch):
+    """main() with worker processes on tiny configurations: gate, samples, concurrent block, report."""
+    import bench.run as run
+
+    cfgs = [tiny("seq", "lstm"), tiny("step", "gru"), Config("concurrent", "rnn", 1, 3, 4, 4)]
+    monkeypatch.setattr(run, "configs", lambda quick: cfgs)
+    monkeypatch.setitem(run.MODES, "quick", dict(_small_mode(), ceiling_reps=1))
+    monkeypatch.setattr(run, "CEILING_SHAPE", (64, 64, 64))
+    assert run.main(["--quick", "--threads", "1,2", "--contenders", "fastrnn,numpy", "--no-memory",
+                     "--out", str(tmp_path), "--name", "iso"]) == 0
+    res = json.loads((tmp_path / "iso.json").read_text())
+    assert res["meta"]["isolation"] == "one worker process per contender"
+    assert res["meta"]["versions"]["fastrnn"] and res["meta"]["versions"]["scipy"]  # reported by the workers
+    timed = [b for b in res["blocks"] if b["config"]["scenario"] != "concurrent"]
+    assert len(timed) == 4 and {b["threads"] for b in timed} == {1, 2}
+    for b in timed:
+        assert b["reference"] == "numpy" and b["checks"]["fastrnn"]["ok"], b["checks"]
+        for name in ("fastrnn", "numpy"):
+            s = b["contenders"][name]["samples"]
+            assert len(s) == 3 and all(0 < t < 1 for t in s)
+    conc = [b for b in res["blocks"] if b["config"]["scenario"] == "concurrent"][0]
+    assert set(conc["contenders"]) == {"fastrnn", "numpy"}
+    assert all(v > 0 for v in conc["contenders"]["fastrnn"]["throughput"]["2"])
+
+
+def test_isolated_skips_a_contender_whose_import_fails(tmp_path):
+    from bench.contenders.worker import close_all, start_all
+
+    broken = _fake(tmp_path, "broken_import", on_import="raise ImportError('libfoo.so: cannot open shared object')")
+    usable, skipped = start_all({"broken": broken, "numpy": "bench.contenders.numpy_contender",
+                                 "missing": "no_such_module_for_bench"}, extra_path=[tmp_path])
+    try:
+        assert set(usable) == {"numpy"}
+        assert "ImportError" in skipped["broken"] and "libfoo.so" in skipped["broken"]
+        assert "no_such_module_for_bench" in skipped["missing"]
+    finally:
+        close_all(usable)
+
+
+def test_isolated_worker_death_timeout_and_error_skip_with_reason(tmp_path):
+    """A worker that exits, hangs or raises loses that configuration, with the reason; the rest go on."""
+    import bench.run as run
+    from bench.contenders.worker import close_all, start_all
+
+    mods = {"dies": _fake(tmp_path, "dies", on_build="os._exit(3)"),
+            "hangs": _fake(tmp_path, "hangs", on_build="time.sleep(60)"),
+            "raises": _fake(tmp_path, "raises", after_build="runner.run = lambda n: 1 / 0"),
+            "numpy": "bench.contenders.numpy_contender"}
+    usable, skipped = start_all(mods, extra_path=[tmp_path], timeout_s=3.0)
+    try:
+        assert not skipped and set(usable) == set(mods)
+        block = run.run_block(tiny("seq", "gru"), 1, usable, _small_mode())
+        assert list(block["contenders"]) == ["numpy"]
+        assert "died" in block["skipped"]["dies"] and "exit code 3" in block["skipped"]["dies"]
+        assert "no answer within 3 s" in block["skipped"]["hangs"]
+        assert "ZeroDivisionError" in block["skipped"]["raises"] and "calibrating" in block["skipped"]["raises"]
+        assert not usable["hangs"].alive()
+        # the next configuration restarts the dead workers (which die again, with the reason)
+        block = run.run_block(tiny("seq", "rnn"), 1, {"dies": usable["dies"], "numpy": usable["numpy"]}, _small_mode())
+        assert "exit code 3" in block["skipped"]["dies"] and len(block["contenders"]["numpy"]["samples"]) == 3
+    finally:
+        close_all(usable)
+    assert all(p.proc is None for p in usable.values())
+
+
+def test_isolated_worker_sets_thread_limits_when_building(tmp_path):
+    pytest.importorskip("threadpoolctl")
+    from bench.contenders.worker import close_all, start_all
+
+    probe = _fake(tmp_path, "probe", after_build=(
+        "from threadpoolctl import threadpool_info; import numpy as np; "
+        "runner.outputs = lambda: {'blas': np.array([i['num_threads'] for i in threadpool_info() "
+        "if i['user_api'] == 'blas']), 'pid': os.getpid()}"))
+    usable, skipped = start_all({"probe": probe}, extra_path=[tmp_path])
+    try:
+        assert not skipped
+        for threads in (1, 2, 1):
+            out = usable["probe"].build(make_problem(tiny("seq", "rnn")), threads).outputs()
+            assert out["pid"] != __import__("os").getpid()
+            assert out["blas"].size >= 1 and set(out["blas"].tolist()) == {threads}
+    finally:
+        close_all(usable)

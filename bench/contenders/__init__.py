@@ -31,3 +31,18 @@ def load(names=ORDER):
         else:
             skipped[name] = reason
     return usable, skipped
+
+
+def start_isolated(names=ORDER, **kwargs):
+    """Start one worker process per contender (see worker.py); same return shape as ``load``.
+
+    The values of the first dict are ``worker.ContenderProcess`` objects, which have the
+    ``build(problem, threads)`` of a contender module; the worker imports the contender's libraries,
+    so this process does not.
+    """
+    from .worker import start_all
+
+    for name in names:
+        if name not in MODULES:
+            raise ValueError(f"unknown contender {name!r}; expected one of {list(MODULES)}")
+    return start_all({name: f"{__name__}.{MODULES[name]}" for name in names}, **kwargs)
