@@ -28,7 +28,7 @@ directives = {
 # with it the gate loops vectorize.
 compile_args = ["-fno-trapping-math"] + (["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
                                          if DEBUG else ["-O3"])
-link_args = ["-fsanitize=address"] if DEBUG else []
+link_args = ["-pthread"] + (["-fsanitize=address"] if DEBUG else [])
 
 # Rebuild every kernel when a shared header or .pxd changes (setuptools tracks only what it is told).
 DEPENDS = sorted(glob.glob("fastrnn/_kernels/*.h") + glob.glob("fastrnn/_kernels/*.pxd"))

@@ -7,7 +7,9 @@ expected one, naming both in the message. Compiled code trusts what leaves this 
 """
 from __future__ import annotations
 
+import functools
 import numbers
+import os
 
 import numpy as np
 
@@ -81,15 +83,19 @@ def check_choice(name, value, allowed):
     return value
 
 
+@functools.lru_cache(maxsize=1)
+def _machine_bytes():
+    """This machine's physical memory in bytes (asked once), or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
 def check_bytes(nbytes, what):
     """Refuse an allocation that cannot succeed, before anything is built."""
-    try:
-        import os
-
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return
-    if nbytes > total:
+    total = _machine_bytes()
+    if total is not None and nbytes > total:
         raise MemoryError(f"{what} needs {nbytes:,} bytes, more than this machine's {total:,} bytes of memory")
 
 

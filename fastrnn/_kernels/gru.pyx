@@ -17,7 +17,8 @@ G has 3H columns; W_hh = [W_hr; W_hz; W_hn] and b_hh likewise (b_ir etc. for b_i
 
 Slots ``Hs`` (nslots, B, H) as in rnn.pyx. ``A`` (T slots for training, 1 for inference, each (B, H))
 holds hn (reset-after) or rh (reset-before). Training keeps G as [r, z, n], Hs and A; backward
-overwrites G with dG and A with its own gradient terms.
+overwrites G with dG and A with its own gradient terms. Independent blocks of batch rows may run their
+time loops on parallel threads (packed.pxd, row_parts).
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -29,10 +30,32 @@ from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
-from .packed cimport gemm_step, pack_for_steps
+from .packed cimport fr_run_parts, gemm_step, pack_for_steps, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
+
+
+ctypedef struct _Call:
+    # One call's arguments, shared by its row blocks (parts.h); arrays as void*, typed again in _fwd_part /
+    # _bwd_part. rows: the rows per block (the last may have fewer).
+    int T, B, H, rows, ldy, nslots, na
+    bint reverse, reset_after
+    const int64_t* lengths
+    const void* W_hh
+    const void* Wp_rz
+    const void* Wp_n
+    const void* b_ih
+    const void* b_hh
+    void* Y
+    void* G
+    void* Hs
+    void* A
+    void* Gh
+    const void* dY
+    const void* dh_n
+    void* dh0
+    void* scratch
 
 
 cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
@@ -41,60 +64,95 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
                    const int64_t* lengths, floating* Y, int ldy,
                    floating* G, floating* Hs, int nslots, floating* A, int na, floating* Gh) noexcept nogil:
     """Gh: (B, 3H) scratch for the reset-after recurrence."""
-    cdef int s, t, b, j
     cdef int H3 = 3 * H
+    cdef int parts = row_parts(T, B)       # blocks of rows whose time loops run on parallel threads
+    cdef int rows = (B + parts - 1) // parts
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
-    cdef floating* g
-    cdef floating* h_prev
-    cdef floating* h_t
-    cdef floating* a_t
     # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd. Reset-after: all of W_hh;
     # reset-before: W_hh[:2H] (Wp_rz) and W_hn (Wp_n), which multiply different rows.
     cdef floating* Wp_rz = NULL
     cdef floating* Wp_n = NULL
+    cdef _Call c
     # (1) G = X @ W_ih^T
     gemm(False, True, T * B, H3, I, <floating>1, X, I, W_ih, I, <floating>0, G, H3)
     memcpy(Hs + ((T if reverse else 0) % nslots) * BH, h0, BH * sizeof(floating))
     if reset_after:
-        Wp_rz = pack_for_steps(T, B, True, H, H3, W_hh, H)
+        Wp_rz = pack_for_steps(T, rows, True, H, H3, W_hh, H)
     else:
-        Wp_rz = pack_for_steps(T, B, True, H, 2 * H, W_hh, H)
-        Wp_n = pack_for_steps(T, B, True, H, H, W_hh + 2 * H * H, H)
+        Wp_rz = pack_for_steps(T, rows, True, H, 2 * H, W_hh, H)
+        Wp_n = pack_for_steps(T, rows, True, H, H, W_hh + 2 * H * H, H)
+    if Wp_rz == NULL or not reset_after and Wp_n == NULL:
+        parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
+    c = _Call(T=T, B=B, H=H, rows=rows, ldy=ldy, nslots=nslots, na=na, reverse=reverse, reset_after=reset_after,
+              lengths=lengths, W_hh=W_hh, Wp_rz=Wp_rz, Wp_n=Wp_n, b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs, A=A,
+              Gh=Gh, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
+    fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
+    free(Wp_rz)
+    free(Wp_n)
+
+
+cdef void _fwd_part_f(void* c, int part) noexcept nogil:
+    _fwd_part(<float>0, <_Call*>c, part)
+
+
+cdef void _fwd_part_d(void* c, int part) noexcept nogil:
+    _fwd_part(<double>0, <_Call*>c, part)
+
+
+cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
+    """The time loop (2)-(7) for block `part` of the rows: the nb rows from row b0 (buffers keep their
+    B-row layout; each block touches only its own rows)."""
+    cdef int s, t, b
+    cdef int T = c.T, B = c.B, H = c.H, H3 = 3 * c.H, ldy = c.ldy, nslots = c.nslots, na = c.na
+    cdef int b0 = part * c.rows
+    cdef int nb = c.rows if c.rows < B - b0 else B - b0
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const int64_t* lens = c.lengths + b0 if c.lengths != NULL else NULL
+    cdef const floating* W_hh = <const floating*>c.W_hh
+    cdef const floating* Wp_rz = <const floating*>c.Wp_rz
+    cdef const floating* Wp_n = <const floating*>c.Wp_n
+    cdef const floating* b_ih = <const floating*>c.b_ih
+    cdef const floating* b_hh = <const floating*>c.b_hh
+    cdef floating* Y = <floating*>c.Y
+    cdef floating* Hs = <floating*>c.Hs
+    cdef floating* Gh = <floating*>c.Gh + b0 * H3
+    cdef floating* g
+    cdef floating* h_prev
+    cdef floating* h_t
+    cdef floating* a_t
     for s in range(T):
-        t = T - 1 - s if reverse else s
-        h_prev = Hs + ((t + 1 if reverse else t) % nslots) * BH
-        h_t = Hs + ((t if reverse else t + 1) % nslots) * BH
-        a_t = A + (t % na) * BH
-        g = G + t * B * H3
-        if reset_after:
+        t = T - 1 - s if c.reverse else s
+        h_prev = Hs + ((t + 1 if c.reverse else t) % nslots) * BH + b0 * H
+        h_t = Hs + ((t if c.reverse else t + 1) % nslots) * BH + b0 * H
+        a_t = <floating*>c.A + (t % na) * BH + b0 * H
+        g = <floating*>c.G + (<Py_ssize_t>t * B + b0) * H3
+        if c.reset_after:
             # (2)-(4a) Gh = h_prev @ W_hh^T
-            gemm_step(Wp_rz, True, B, H3, H, h_prev, H, W_hh, H, <floating>0, Gh, H3)
-            for b in range(B):
-                if active(lengths, t, b):
+            gemm_step(Wp_rz, True, nb, H3, H, h_prev, H, W_hh, H, <floating>0, Gh, H3)
+            for b in range(nb):
+                if active(lens, t, b):
                     # (2), (3), (4a), (5a), (6)
                     gru_after_fwd(H, g + b * H3, Gh + b * H3, b_ih, b_hh, h_prev + b * H, a_t + b * H, h_t + b * H)
                 else:
                     zero_row(a_t + b * H, H)  # read by dW_hh's GEMM in backward: must be finite
         else:
             # (2), (3) g[:, :2H] += h_prev @ W_hh[:2H]^T
-            gemm_step(Wp_rz, True, B, 2 * H, H, h_prev, H, W_hh, H, <floating>1, g, H3)
-            for b in range(B):
-                if active(lengths, t, b):
+            gemm_step(Wp_rz, True, nb, 2 * H, H, h_prev, H, W_hh, H, <floating>1, g, H3)
+            for b in range(nb):
+                if active(lens, t, b):
                     # (2), (3), (4b)
                     gru_before_fwd_rz(H, g + b * H3, b_ih, b_hh, h_prev + b * H, a_t + b * H)
                 else:
                     zero_row(a_t + b * H, H)
             # (5b) g[:, 2H:] += rh @ W_hn^T
-            gemm_step(Wp_n, True, B, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
-            for b in range(B):
-                if active(lengths, t, b):
+            gemm_step(Wp_n, True, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
+            for b in range(nb):
+                if active(lens, t, b):
                     # (5b), (6)
                     gru_before_fwd_n(H, g + b * H3, b_ih, b_hh, h_prev + b * H, h_t + b * H)
-        hold_inactive(h_t, h_prev, B, H, lengths, t)
+        hold_inactive(h_t, h_prev, nb, H, lens, t)
         # (7) Y[t] = h_t
-        emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
-    free(Wp_rz)
-    free(Wp_n)
+        emit(Y + (<Py_ssize_t>t * B + b0) * ldy if Y != NULL else NULL, ldy, h_t, nb, H, lens, t)
 
 
 cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
@@ -105,61 +163,27 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
                    floating* db_ih, floating* db_hh) noexcept nogil:
     """BPTT through (1)-(7). G becomes dG = d(pre-activations of the x side) and A becomes
     d(hn pre-activation) * r (reset-after) or keeps rh (reset-before). Returns -1 without scratch."""
-    cdef int s, t, b, j
     cdef int H3 = 3 * H
+    cdef int parts = row_parts(T, B)       # blocks of rows whose time loops run on parallel threads
+    cdef int rows = (B + parts - 1) // parts
     cdef Py_ssize_t BH = <Py_ssize_t>B * H, TB = <Py_ssize_t>T * B
+    # scratch: dh, dh_next, dh_prev, drh (B, H)
     cdef floating* scratch = <floating*>malloc(4 * BH * sizeof(floating))
-    cdef floating* dh
-    cdef floating* dh_next
-    cdef floating* dh_prev
-    cdef floating* drh
-    cdef floating* swap
-    cdef floating* dg
-    cdef floating* a_t
     cdef const floating* h_prev
     # W_hh[:2H] and W_hn packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_rz
     cdef floating* Wp_n
+    cdef _Call c
     if scratch == NULL:
         return -1
-    Wp_rz = pack_for_steps(T, B, False, 2 * H, H, W_hh, H)
-    Wp_n = pack_for_steps(T, B, False, H, H, W_hh + 2 * H * H, H)
-    dh, dh_next, dh_prev, drh = scratch, scratch + BH, scratch + 2 * BH, scratch + 3 * BH
-    memcpy(dh_next, dh_n, BH * sizeof(floating))
-    for s in range(T):
-        t = s if reverse else T - 1 - s
-        h_prev = Hs + (t + 1 if reverse else t) * BH
-        a_t = A + t * BH
-        dg = G + t * B * H3
-        gather_dh(dh, dh_next, dY + t * B * ldy, ldy, B, H, lengths, t)
-        for b in range(B):
-            if not active(lengths, t, b):
-                zero_row(dg + b * H3, H3)
-                zero_row(a_t + b * H, H)
-            elif reset_after:
-                # (6), (5a), (4a), (3), (2)
-                gru_after_bwd(H, dg + b * H3, a_t + b * H, h_prev + b * H, dh + b * H, dh_prev + b * H)
-            else:
-                # (6), (5b), (3)
-                gru_before_bwd_zn(H, dg + b * H3, h_prev + b * H, dh + b * H, dh_prev + b * H)
-        if reset_after:
-            # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H];  (4a) dh_prev += dA[t] @ W_hn
-            gemm_step(Wp_rz, False, B, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
-            gemm_step(Wp_n, False, B, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H)
-        else:
-            # (5b) drh = dn_pre @ W_hn
-            gemm_step(Wp_n, False, B, H, H, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H)
-            for b in range(B):
-                if active(lengths, t, b):
-                    # (4b) dr = drh * h_prev, dh_prev += drh * r;  (2)
-                    gru_before_bwd_r(H, dg + b * H3, drh + b * H, h_prev + b * H, dh_prev + b * H)
-            # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H]
-            gemm_step(Wp_rz, False, B, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
-        hold_inactive(dh_prev, dh, B, H, lengths, t)
-        swap = dh_next
-        dh_next = dh_prev
-        dh_prev = swap
-    memcpy(dh0, dh_next, BH * sizeof(floating))
+    Wp_rz = pack_for_steps(T, rows, False, 2 * H, H, W_hh, H)
+    Wp_n = pack_for_steps(T, rows, False, H, H, W_hh + 2 * H * H, H)
+    if Wp_rz == NULL or Wp_n == NULL:
+        parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
+    c = _Call(T=T, B=B, H=H, rows=rows, ldy=ldy, nslots=T + 1, na=T, reverse=reverse, reset_after=reset_after,
+              lengths=lengths, W_hh=W_hh, Wp_rz=Wp_rz, Wp_n=Wp_n, b_ih=NULL, b_hh=NULL, Y=NULL, G=G,
+              Hs=<void*>Hs, A=A, Gh=NULL, dY=dY, dh_n=dh_n, dh0=dh0, scratch=scratch)
+    fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
     free(scratch)
     free(Wp_rz)
     free(Wp_n)
@@ -180,6 +204,74 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
         gemm(True, False, H, H, TB, <floating>1, G + 2 * H, H3, A, H, <floating>1, dW_hh + 2 * H * H, H)
         add_col_sums(db_hh + 2 * H if db_hh != NULL else NULL, G + 2 * H, TB, H, H3)
     return 0
+
+
+cdef void _bwd_part_f(void* c, int part) noexcept nogil:
+    _bwd_part(<float>0, <_Call*>c, part)
+
+
+cdef void _bwd_part_d(void* c, int part) noexcept nogil:
+    _bwd_part(<double>0, <_Call*>c, part)
+
+
+cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
+    """The BPTT time loop, (7) back to (2), for block `part` of the rows (the nb rows from row b0): dG
+    into G, dA into A and dh0 of these rows. Scratch is laid out as _backward says, each block using its rows."""
+    cdef int s, t, b
+    cdef int T = c.T, B = c.B, H = c.H, H3 = 3 * c.H, ldy = c.ldy
+    cdef int b0 = part * c.rows
+    cdef int nb = c.rows if c.rows < B - b0 else B - b0
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const int64_t* lens = c.lengths + b0 if c.lengths != NULL else NULL
+    cdef const floating* W_hh = <const floating*>c.W_hh
+    cdef const floating* Wp_rz = <const floating*>c.Wp_rz
+    cdef const floating* Wp_n = <const floating*>c.Wp_n
+    cdef const floating* Hs = <const floating*>c.Hs
+    cdef const floating* dY = <const floating*>c.dY
+    cdef floating* scratch = <floating*>c.scratch
+    cdef floating* dh = scratch + b0 * H
+    cdef floating* dh_next = scratch + BH + b0 * H
+    cdef floating* dh_prev = scratch + 2 * BH + b0 * H
+    cdef floating* drh = scratch + 3 * BH + b0 * H
+    cdef floating* swap
+    cdef floating* dg
+    cdef floating* a_t
+    cdef const floating* h_prev
+    memcpy(dh_next, <const floating*>c.dh_n + b0 * H, nb * H * sizeof(floating))
+    for s in range(T):
+        t = s if c.reverse else T - 1 - s
+        h_prev = Hs + (t + 1 if c.reverse else t) * BH + b0 * H
+        a_t = <floating*>c.A + t * BH + b0 * H
+        dg = <floating*>c.G + (<Py_ssize_t>t * B + b0) * H3
+        gather_dh(dh, dh_next, dY + (<Py_ssize_t>t * B + b0) * ldy, ldy, nb, H, lens, t)
+        for b in range(nb):
+            if not active(lens, t, b):
+                zero_row(dg + b * H3, H3)
+                zero_row(a_t + b * H, H)
+            elif c.reset_after:
+                # (6), (5a), (4a), (3), (2)
+                gru_after_bwd(H, dg + b * H3, a_t + b * H, h_prev + b * H, dh + b * H, dh_prev + b * H)
+            else:
+                # (6), (5b), (3)
+                gru_before_bwd_zn(H, dg + b * H3, h_prev + b * H, dh + b * H, dh_prev + b * H)
+        if c.reset_after:
+            # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H];  (4a) dh_prev += dA[t] @ W_hn
+            gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
+            gemm_step(Wp_n, False, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H)
+        else:
+            # (5b) drh = dn_pre @ W_hn
+            gemm_step(Wp_n, False, nb, H, H, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H)
+            for b in range(nb):
+                if active(lens, t, b):
+                    # (4b) dr = drh * h_prev, dh_prev += drh * r;  (2)
+                    gru_before_bwd_r(H, dg + b * H3, drh + b * H, h_prev + b * H, dh_prev + b * H)
+            # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H]
+            gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
+        hold_inactive(dh_prev, dh, nb, H, lens, t)
+        swap = dh_next
+        dh_next = dh_prev
+        dh_prev = swap
+    memcpy(<floating*>c.dh0 + b0 * H, dh_next, nb * H * sizeof(floating))
 
 
 def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, A, bint reverse, bint reset_after):

@@ -15,7 +15,8 @@ in PyTorch's order, each H wide, so G has 4H columns.
 Slots: ``Hs`` (nslots, B, P) and ``Cs`` (nslots, B, H) as in rnn.pyx (2 for inference, T+1 for
 training). G has T slots, or one for inference (the kernel then finds room for (1) itself when
 it cannot fuse (1) into the steps). ``R`` holds r_t when projecting: (T, B, H) for training, (1, B, H) for inference. Training
-keeps G (the gate activations), Hs, Cs and R; backward overwrites G with dG.
+keeps G (the gate activations), Hs, Cs and R; backward overwrites G with dG. Independent blocks of
+batch rows may run their time loops on parallel threads (packed.pxd, row_parts).
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -26,10 +27,37 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport lstm_bwd, lstm_fwd
-from .packed cimport gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2
+from .packed cimport fr_run_parts, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
+
+
+ctypedef struct _Call:
+    # One call's arguments, shared by its row blocks (parts.h); arrays as void*, typed again in _fwd_part /
+    # _bwd_part. rows: the rows per block (the last may have fewer).
+    int T, B, In, H, P, rows, ldy, ng, nslots, nr   # In: I (a C macro name, from complex.h)
+    bint reverse
+    const int64_t* lengths
+    const void* X
+    const void* W_hh
+    const void* W_hr
+    const void* Wp_x
+    const void* Wp_hh
+    const void* Wp_hr
+    const void* b_ih
+    const void* b_hh
+    void* Y
+    void* G
+    void* Hs
+    void* Cs
+    void* R
+    const void* dY
+    const void* dh_n
+    const void* dc_n
+    void* dh0
+    void* dc0
+    void* scratch
 
 
 cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
@@ -38,19 +66,15 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
                   const int64_t* lengths, floating* Y, int ldy, floating* G, int ng,
                   floating* Hs, floating* Cs, int nslots, floating* R, int nr) noexcept nogil:
     """(1)-(7); G has ng = T slots or 1. Returns -1 when scratch cannot be allocated."""
-    cdef int s, t, b, j, first, k_prev, k_new
-    cdef int H4 = 4 * H
+    cdef int H4 = 4 * H, first
+    cdef int parts = row_parts(T, B)       # blocks of rows whose time loops run on parallel threads
+    cdef int rows = (B + parts - 1) // parts
     cdef Py_ssize_t BP = <Py_ssize_t>B * P, BH = <Py_ssize_t>B * H
-    cdef floating* g
-    cdef floating* h_prev
-    cdef floating* h_t
-    cdef floating* c_prev
-    cdef floating* c_t
-    cdef floating* r_t
     cdef floating* G_all = NULL   # (T, B, 4H) for (1) when G has one slot and (1) is not fused
-    cdef floating* Wp_x = pack_steps_2(T, B, I, P, H4, W_ih, W_hh)   # fused (1+2), or NULL
+    cdef floating* Wp_x = pack_steps_2(T, rows, I, P, H4, W_ih, W_hh)   # fused (1+2), or NULL
     cdef floating* Wp_hh = NULL   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_hr = NULL   # W_hr^T likewise
+    cdef _Call c
     if Wp_x == NULL:
         if ng != T:
             G_all = <floating*>malloc(<size_t>T * B * H4 * sizeof(floating))
@@ -59,44 +83,90 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
             G, ng = G_all, T
         # (1) G = X @ W_ih^T
         gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
-        Wp_hh = pack_for_steps(T, B, True, P, H4, W_hh, P)
+        Wp_hh = pack_for_steps(T, rows, True, P, H4, W_hh, P)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BP, h0, BP * sizeof(floating))
     memcpy(Cs + (first % nslots) * BH, c0, BH * sizeof(floating))
     if W_hr != NULL:
-        Wp_hr = pack_for_steps(T, B, True, H, P, W_hr, H)
+        Wp_hr = pack_for_steps(T, rows, True, H, P, W_hr, H)
+    if Wp_x == NULL and Wp_hh == NULL or W_hr != NULL and Wp_hr == NULL:
+        parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
+    c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=ng, nslots=nslots, nr=nr, reverse=reverse,
+              lengths=lengths, X=X, W_hh=W_hh, W_hr=W_hr, Wp_x=Wp_x, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=b_ih,
+              b_hh=b_hh, Y=Y, G=G, Hs=Hs, Cs=Cs, R=R, dY=NULL, dh_n=NULL, dc_n=NULL, dh0=NULL, dc0=NULL,
+              scratch=NULL)
+    fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
+    free(Wp_x)
+    free(Wp_hh)
+    free(Wp_hr)
+    free(G_all)
+    return 0
+
+
+cdef void _fwd_part_f(void* c, int part) noexcept nogil:
+    _fwd_part(<float>0, <_Call*>c, part)
+
+
+cdef void _fwd_part_d(void* c, int part) noexcept nogil:
+    _fwd_part(<double>0, <_Call*>c, part)
+
+
+cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
+    """The time loop, (1+2) or (2), then (3)-(7), for block `part` of the rows: the nb rows from row b0
+    (buffers keep their B-row layout; each block touches only its own rows)."""
+    cdef int s, t, b, k_prev, k_new
+    cdef int T = c.T, B = c.B, I = c.In, H = c.H, P = c.P, H4 = 4 * c.H, ldy = c.ldy
+    cdef int ng = c.ng, nslots = c.nslots, nr = c.nr
+    cdef int b0 = part * c.rows
+    cdef int nb = c.rows if c.rows < B - b0 else B - b0
+    cdef Py_ssize_t BP = <Py_ssize_t>B * P, BH = <Py_ssize_t>B * H
+    cdef const int64_t* lens = c.lengths + b0 if c.lengths != NULL else NULL
+    cdef const floating* X = <const floating*>c.X
+    cdef const floating* W_hh = <const floating*>c.W_hh
+    cdef const floating* W_hr = <const floating*>c.W_hr
+    cdef const floating* Wp_x = <const floating*>c.Wp_x
+    cdef const floating* Wp_hh = <const floating*>c.Wp_hh
+    cdef const floating* Wp_hr = <const floating*>c.Wp_hr
+    cdef const floating* b_ih = <const floating*>c.b_ih
+    cdef const floating* b_hh = <const floating*>c.b_hh
+    cdef floating* Y = <floating*>c.Y
+    cdef floating* G = <floating*>c.G
+    cdef floating* Hs = <floating*>c.Hs
+    cdef floating* Cs = <floating*>c.Cs
+    cdef floating* R = <floating*>c.R
+    cdef floating* g
+    cdef floating* h_prev
+    cdef floating* h_t
+    cdef floating* c_prev
+    cdef floating* c_t
+    cdef floating* r_t
     for s in range(T):
-        t = T - 1 - s if reverse else s
-        k_prev = (t + 1 if reverse else t) % nslots
-        k_new = (t if reverse else t + 1) % nslots
-        h_prev, h_t = Hs + k_prev * BP, Hs + k_new * BP
-        c_prev, c_t = Cs + k_prev * BH, Cs + k_new * BH
-        r_t = R + (t % nr) * BH if W_hr != NULL else h_t
-        g = G + (t % ng) * B * H4
+        t = T - 1 - s if c.reverse else s
+        k_prev = (t + 1 if c.reverse else t) % nslots
+        k_new = (t if c.reverse else t + 1) % nslots
+        h_prev, h_t = Hs + k_prev * BP + b0 * P, Hs + k_new * BP + b0 * P
+        c_prev, c_t = Cs + k_prev * BH + b0 * H, Cs + k_new * BH + b0 * H
+        r_t = R + (t % nr) * BH + b0 * H if W_hr != NULL else h_t
+        g = G + ((t % ng) * B + b0) * <Py_ssize_t>H4
         if Wp_x != NULL:
             # (1+2) g = x_t @ W_ih^T + h_prev @ W_hh^T
-            gemm_packed_2(B, H4, I, X + <Py_ssize_t>t * B * I, I, P, h_prev, P, Wp_x, <floating>0, g, H4)
+            gemm_packed_2(nb, H4, I, X + (<Py_ssize_t>t * B + b0) * I, I, P, h_prev, P, Wp_x, <floating>0, g, H4)
         else:
             # (2) g += h_prev @ W_hh^T
-            gemm_step(Wp_hh, True, B, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4)
-        for b in range(B):
-            if active(lengths, t, b):
+            gemm_step(Wp_hh, True, nb, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4)
+        for b in range(nb):
+            if active(lens, t, b):
                 # (3), (4), (5)
                 lstm_fwd(H, g + b * H4, b_ih, b_hh, c_prev + b * H, c_t + b * H, r_t + b * H)
             elif W_hr != NULL:
                 zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
         if W_hr != NULL:
             # (6) h_t = r_t @ W_hr^T
-            gemm_step(Wp_hr, True, B, P, H, r_t, H, W_hr, H, <floating>0, h_t, P)
-        hold_inactive(h_t, h_prev, B, P, lengths, t)
-        hold_inactive(c_t, c_prev, B, H, lengths, t)
+            gemm_step(Wp_hr, True, nb, P, H, r_t, H, W_hr, H, <floating>0, h_t, P)
+        hold_inactive(h_t, h_prev, nb, P, lens, t)
+        hold_inactive(c_t, c_prev, nb, H, lens, t)
         # (7) Y[t] = h_t
-        emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, P, lengths, t)
-    free(Wp_x)
-    free(Wp_hh)
-    free(Wp_hr)
-    free(G_all)
-    return 0
+        emit(Y + (<Py_ssize_t>t * B + b0) * ldy if Y != NULL else NULL, ldy, h_t, nb, P, lens, t)
 
 
 cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
@@ -106,75 +176,34 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
                    floating* dX, floating* dh0, floating* dc0, floating* dW_ih, floating* dW_hh, floating* dW_hr,
                    floating* db_ih, floating* db_hh) noexcept nogil:
     """BPTT through (1)-(7); G is overwritten by dG. Returns -1 when scratch cannot be allocated."""
-    cdef int s, t, b, j, k_prev, k_new
     cdef int H4 = 4 * H
+    cdef int parts = row_parts(T, B)       # blocks of rows whose time loops run on parallel threads
+    cdef int rows = (B + parts - 1) // parts
     cdef Py_ssize_t BP = <Py_ssize_t>B * P, BH = <Py_ssize_t>B * H, TB = <Py_ssize_t>T * B
     cdef bint proj = W_hr != NULL
     # scratch: dh, dh_next, dh_prev (B, P); dc_next, dc_prev, dr (B, H); dH (T, B, P) for dW_hr
     cdef Py_ssize_t n_scratch = 3 * BP + 3 * BH + (TB * P if proj else 0)
     cdef floating* scratch = <floating*>malloc(n_scratch * sizeof(floating))
-    cdef floating* dh
-    cdef floating* dh_next
-    cdef floating* dh_prev
-    cdef floating* dc_next
-    cdef floating* dc_prev
-    cdef floating* dr
-    cdef floating* dH
-    cdef floating* swap
-    cdef floating* dg
-    cdef const floating* c_t
-    cdef const floating* c_prev
     cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_hr = NULL   # W_hr likewise
+    cdef _Call c
     if scratch == NULL:
         return -1
-    Wp_hh = pack_for_steps(T, B, False, H4, P, W_hh, P)
+    Wp_hh = pack_for_steps(T, rows, False, H4, P, W_hh, P)
     if proj:
-        Wp_hr = pack_for_steps(T, B, False, P, H, W_hr, H)
-    dh, dh_next, dh_prev = scratch, scratch + BP, scratch + 2 * BP
-    dc_next, dc_prev, dr = scratch + 3 * BP, scratch + 3 * BP + BH, scratch + 3 * BP + 2 * BH
-    dH = scratch + 3 * BP + 3 * BH
-    memcpy(dh_next, dh_n, BP * sizeof(floating))
-    memcpy(dc_next, dc_n, BH * sizeof(floating))
-    for s in range(T):
-        t = s if reverse else T - 1 - s
-        k_prev = t + 1 if reverse else t
-        k_new = t if reverse else t + 1
-        c_prev, c_t = Cs + k_prev * BH, Cs + k_new * BH
-        dg = G + t * B * H4
-        gather_dh(dh, dh_next, dY + t * B * ldy, ldy, B, P, lengths, t)
-        if proj:
-            # (6) dr = dh @ W_hr; dW_hr later from dH = dh of active rows (inactive rows: 0)
-            memcpy(dH + t * BP, dh, BP * sizeof(floating))
-            for b in range(B):
-                if not active(lengths, t, b):
-                    zero_row(dH + t * BP + b * P, P)
-            gemm_step(Wp_hr, False, B, H, P, dH + t * BP, P, W_hr, H, <floating>0, dr, H)
-        else:
-            memcpy(dr, dh, BH * sizeof(floating))
-        for b in range(B):
-            if active(lengths, t, b):
-                # (5), (4), (3)
-                lstm_bwd(H, dg + b * H4, c_prev + b * H, c_t + b * H, dr + b * H, dc_next + b * H, dc_prev + b * H)
-            else:
-                zero_row(dg + b * H4, H4)
-                memcpy(dc_prev + b * H, dc_next + b * H, H * sizeof(floating))
-        # (2) dh_prev = dG[t] @ W_hh
-        gemm_step(Wp_hh, False, B, P, H4, dg, H4, W_hh, P, <floating>0, dh_prev, P)
-        hold_inactive(dh_prev, dh, B, P, lengths, t)
-        swap = dh_next
-        dh_next = dh_prev
-        dh_prev = swap
-        swap = dc_next
-        dc_next = dc_prev
-        dc_prev = swap
-    memcpy(dh0, dh_next, BP * sizeof(floating))
-    memcpy(dc0, dc_next, BH * sizeof(floating))
+        Wp_hr = pack_for_steps(T, rows, False, P, H, W_hr, H)
+    if Wp_hh == NULL or proj and Wp_hr == NULL:
+        parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
+    c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=T, nslots=T + 1, nr=T, reverse=reverse,
+              lengths=lengths, X=NULL, W_hh=W_hh, W_hr=W_hr, Wp_x=NULL, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=NULL,
+              b_hh=NULL, Y=NULL, G=G, Hs=NULL, Cs=<void*>Cs, R=NULL, dY=dY, dh_n=dh_n, dc_n=dc_n, dh0=dh0,
+              dc0=dc0, scratch=scratch)
+    fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
     free(Wp_hh)
     free(Wp_hr)
     if proj:
         # (6) dW_hr += dH^T @ R
-        gemm(True, False, P, H, TB, <floating>1, dH, P, R, H, <floating>1, dW_hr, H)
+        gemm(True, False, P, H, TB, <floating>1, scratch + 3 * BP + 3 * BH, P, R, H, <floating>1, dW_hr, H)
     free(scratch)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
     gemm(True, False, H4, I, TB, <floating>1, G, H4, X, I, <floating>1, dW_ih, I)
@@ -185,6 +214,82 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     add_col_sums(db_ih, G, TB, H4, H4)
     add_col_sums(db_hh, G, TB, H4, H4)
     return 0
+
+
+cdef void _bwd_part_f(void* c, int part) noexcept nogil:
+    _bwd_part(<float>0, <_Call*>c, part)
+
+
+cdef void _bwd_part_d(void* c, int part) noexcept nogil:
+    _bwd_part(<double>0, <_Call*>c, part)
+
+
+cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
+    """The BPTT time loop, (7) back to (2), for block `part` of the rows (the nb rows from row b0): dG
+    into G, and dh0, dc0 of these rows. Scratch is laid out as _backward says, each block using its rows."""
+    cdef int s, t, b, k_prev, k_new
+    cdef int T = c.T, B = c.B, H = c.H, P = c.P, H4 = 4 * c.H, ldy = c.ldy
+    cdef int b0 = part * c.rows
+    cdef int nb = c.rows if c.rows < B - b0 else B - b0
+    cdef Py_ssize_t BP = <Py_ssize_t>B * P, BH = <Py_ssize_t>B * H
+    cdef const int64_t* lens = c.lengths + b0 if c.lengths != NULL else NULL
+    cdef const floating* W_hh = <const floating*>c.W_hh
+    cdef const floating* W_hr = <const floating*>c.W_hr
+    cdef const floating* Wp_hh = <const floating*>c.Wp_hh
+    cdef const floating* Wp_hr = <const floating*>c.Wp_hr
+    cdef const floating* Cs = <const floating*>c.Cs
+    cdef const floating* dY = <const floating*>c.dY
+    cdef floating* G = <floating*>c.G
+    cdef floating* scratch = <floating*>c.scratch
+    cdef floating* dh = scratch + b0 * P
+    cdef floating* dh_next = scratch + BP + b0 * P
+    cdef floating* dh_prev = scratch + 2 * BP + b0 * P
+    cdef floating* dc_next = scratch + 3 * BP + b0 * H
+    cdef floating* dc_prev = scratch + 3 * BP + BH + b0 * H
+    cdef floating* dr = scratch + 3 * BP + 2 * BH + b0 * H
+    cdef floating* dH = scratch + 3 * BP + 3 * BH
+    cdef floating* dh_t
+    cdef floating* swap
+    cdef floating* dg
+    cdef const floating* c_t
+    cdef const floating* c_prev
+    memcpy(dh_next, <const floating*>c.dh_n + b0 * P, nb * P * sizeof(floating))
+    memcpy(dc_next, <const floating*>c.dc_n + b0 * H, nb * H * sizeof(floating))
+    for s in range(T):
+        t = s if c.reverse else T - 1 - s
+        k_prev = t + 1 if c.reverse else t
+        k_new = t if c.reverse else t + 1
+        c_prev, c_t = Cs + k_prev * BH + b0 * H, Cs + k_new * BH + b0 * H
+        dg = G + (<Py_ssize_t>t * B + b0) * H4
+        gather_dh(dh, dh_next, dY + (<Py_ssize_t>t * B + b0) * ldy, ldy, nb, P, lens, t)
+        if W_hr != NULL:
+            # (6) dr = dh @ W_hr; dW_hr later from dH = dh of active rows (inactive rows: 0)
+            dh_t = dH + t * BP + b0 * P
+            memcpy(dh_t, dh, nb * P * sizeof(floating))
+            for b in range(nb):
+                if not active(lens, t, b):
+                    zero_row(dh_t + b * P, P)
+            gemm_step(Wp_hr, False, nb, H, P, dh_t, P, W_hr, H, <floating>0, dr, H)
+        else:
+            memcpy(dr, dh, nb * H * sizeof(floating))
+        for b in range(nb):
+            if active(lens, t, b):
+                # (5), (4), (3)
+                lstm_bwd(H, dg + b * H4, c_prev + b * H, c_t + b * H, dr + b * H, dc_next + b * H, dc_prev + b * H)
+            else:
+                zero_row(dg + b * H4, H4)
+                memcpy(dc_prev + b * H, dc_next + b * H, H * sizeof(floating))
+        # (2) dh_prev = dG[t] @ W_hh
+        gemm_step(Wp_hh, False, nb, P, H4, dg, H4, W_hh, P, <floating>0, dh_prev, P)
+        hold_inactive(dh_prev, dh, nb, P, lens, t)
+        swap = dh_next
+        dh_next = dh_prev
+        dh_prev = swap
+        swap = dc_next
+        dc_next = dc_prev
+        dc_prev = swap
+    memcpy(<floating*>c.dh0 + b0 * P, dh_next, nb * P * sizeof(floating))
+    memcpy(<floating*>c.dc0 + b0 * H, dc_next, nb * H * sizeof(floating))
 
 
 def forward(X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lengths, Y, int col, G, Hs, Cs, R, bint reverse):

@@ -96,6 +96,28 @@ cdef inline bint packed_steps(int T, int B, int K, int N, size_t itemsize) noexc
     return B <= 32 or blas_threads() == 1
 
 
+cdef extern from "parts.h" nogil:
+    enum:
+        FR_MAX_PARTS
+    ctypedef void (*fr_part_fn)(void* ctx, int part) noexcept nogil
+    void fr_run_parts(int parts, fr_part_fn fn, void* ctx)
+
+
+# How many blocks of rows a T-step call with B rows cuts its time loop into, each block on its own
+# thread (parts.h). The rows of a batch are independent recurrences, so the blocks need no
+# synchronisation between steps. As many blocks as BLAS has threads (the thread setting users already
+# have: threadpoolctl, OPENBLAS_NUM_THREADS), each of at least 8 rows, and only for T >= 4. The kernels
+# split only when the steps are packed (a block is then at most 32 rows or BLAS runs one thread):
+# BLAS calls from parallel blocks would oversubscribe the cores.
+cdef inline int row_parts(int T, int B) noexcept nogil:
+    cdef int n = blas_threads()
+    if T < 4 or n <= 1 or B < 16:
+        return 1
+    if n > B // 8:
+        n = B // 8
+    return n if n < FR_MAX_PARTS else FR_MAX_PARTS
+
+
 # The packed op(W) for the per-step products of a T-step call with B rows when packed_steps says so,
 # else NULL, meaning "use BLAS gemm" (NULL also when out of memory). Free the result with free.
 cdef inline floating* pack_for_steps(int T, int B, bint trans, int K, int N, const floating* W,

@@ -4,12 +4,15 @@ Notation: T steps, B rows, I inputs, H hidden units; act is tanh or relu.
 
     (1) G      = X @ W_ih^T                        all T*B rows in one GEMM, before the loop
     (2) G[t]  += h_prev @ W_hh^T                   the recurrence, one GEMM (GEMV at B=1) per step
+   (1+2) G[t]  = x_t @ W_ih^T + h_prev @ W_hh^T    instead, per step, when packed (see packed.pxd)
     (3) h_t    = act(G[t] + b_ih + b_hh)
     (4) Y[t]   = h_t                               zero where t >= lengths[b]; h_t = h_prev there
 
 State history ``Hs`` has ``nslots`` slots of (B, H): 2 for inference (ping-pong), T+1 for training,
 where slot k % nslots holds h after processing time index k-1 (forward) or k (reverse); h0 goes in
-the slot before the first step. Training keeps Hs; backward needs nothing else.
+the slot before the first step. Training keeps Hs; backward needs nothing else. G has T slots, or one
+for inference (the kernel then finds room for (1) itself when it cannot fuse (1) into the steps).
+Independent blocks of batch rows may run their time loops on parallel threads (packed.pxd, row_parts).
 """
 cimport numpy as cnp
 from cython cimport floating
@@ -20,43 +23,117 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport rnn_bwd, rnn_fwd
-from .packed cimport gemm_step, pack_for_steps
+from .packed cimport fr_run_parts, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
 
 
-cdef void _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
-                   const floating* X, const floating* W_ih, const floating* W_hh,
-                   const floating* b_ih, const floating* b_hh, const floating* h0,
-                   const int64_t* lengths, floating* Y, int ldy,
-                   floating* G, floating* Hs, int nslots) noexcept nogil:
-    cdef int s, t, b, j, first
+ctypedef struct _Call:
+    # One call's arguments, shared by its row blocks (parts.h); arrays as void*, typed again in _fwd_part /
+    # _bwd_part. rows: the rows per block (the last may have fewer).
+    int T, B, In, H, rows, ldy, ng, nslots   # In: I (a C macro name, from complex.h)
+    bint reverse, use_relu
+    const int64_t* lengths
+    const void* X
+    const void* W_hh
+    const void* Wp_x
+    const void* Wp_hh
+    const void* b_ih
+    const void* b_hh
+    void* Y
+    void* G
+    void* Hs
+    const void* dY
+    const void* dh_n
+    void* dh0
+    void* scratch
+
+
+cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
+                  const floating* X, const floating* W_ih, const floating* W_hh,
+                  const floating* b_ih, const floating* b_hh, const floating* h0,
+                  const int64_t* lengths, floating* Y, int ldy,
+                  floating* G, int ng, floating* Hs, int nslots) noexcept nogil:
+    """(1)-(4); G has ng = T slots or 1. Returns -1 when scratch cannot be allocated."""
+    cdef int first
+    cdef int parts = row_parts(T, B)       # blocks of rows whose time loops run on parallel threads
+    cdef int rows = (B + parts - 1) // parts
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef floating* G_all = NULL   # (T, B, H) for (1) when G has one slot and (1) is not fused
+    cdef floating* Wp_x = pack_steps_2(T, rows, I, H, H, W_ih, W_hh)   # fused (1+2), or NULL
+    cdef floating* Wp_hh = NULL   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
+    cdef _Call c
+    if Wp_x == NULL:
+        if ng != T:
+            G_all = <floating*>malloc(<size_t>T * B * H * sizeof(floating))
+            if G_all == NULL:
+                return -1
+            G, ng = G_all, T
+        # (1) G = X @ W_ih^T
+        gemm(False, True, T * B, H, I, <floating>1, X, I, W_ih, I, <floating>0, G, H)
+        Wp_hh = pack_for_steps(T, rows, True, H, H, W_hh, H)
+    first = T if reverse else 0
+    memcpy(Hs + (first % nslots) * BH, h0, BH * sizeof(floating))
+    if Wp_x == NULL and Wp_hh == NULL:
+        parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
+    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=ng, nslots=nslots, reverse=reverse, use_relu=use_relu,
+              lengths=lengths, X=X, W_hh=W_hh, Wp_x=Wp_x, Wp_hh=Wp_hh, b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs,
+              dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
+    fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
+    free(Wp_x)
+    free(Wp_hh)
+    free(G_all)
+    return 0
+
+
+cdef void _fwd_part_f(void* c, int part) noexcept nogil:
+    _fwd_part(<float>0, <_Call*>c, part)
+
+
+cdef void _fwd_part_d(void* c, int part) noexcept nogil:
+    _fwd_part(<double>0, <_Call*>c, part)
+
+
+cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
+    """The time loop, (1+2) or (2), then (3)-(4), for block `part` of the rows: the nb rows from row b0
+    (buffers keep their B-row layout; each block touches only its own rows)."""
+    cdef int s, t, b
+    cdef int T = c.T, B = c.B, I = c.In, H = c.H, ldy = c.ldy, ng = c.ng, nslots = c.nslots
+    cdef int b0 = part * c.rows
+    cdef int nb = c.rows if c.rows < B - b0 else B - b0
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const int64_t* lens = c.lengths + b0 if c.lengths != NULL else NULL
+    cdef const floating* X = <const floating*>c.X
+    cdef const floating* W_hh = <const floating*>c.W_hh
+    cdef const floating* Wp_x = <const floating*>c.Wp_x
+    cdef const floating* Wp_hh = <const floating*>c.Wp_hh
+    cdef const floating* b_ih = <const floating*>c.b_ih
+    cdef const floating* b_hh = <const floating*>c.b_hh
+    cdef floating* Y = <floating*>c.Y
+    cdef floating* G = <floating*>c.G
+    cdef floating* Hs = <floating*>c.Hs
     cdef floating* g
     cdef floating* h_prev
     cdef floating* h_t
-    cdef floating* Wp_hh   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
-    # (1) G = X @ W_ih^T
-    gemm(False, True, T * B, H, I, <floating>1, X, I, W_ih, I, <floating>0, G, H)
-    first = T if reverse else 0
-    memcpy(Hs + (first % nslots) * BH, h0, BH * sizeof(floating))
-    Wp_hh = pack_for_steps(T, B, True, H, H, W_hh, H)
     for s in range(T):
-        t = T - 1 - s if reverse else s
-        h_prev = Hs + ((t + 1 if reverse else t) % nslots) * BH
-        h_t = Hs + ((t if reverse else t + 1) % nslots) * BH
-        g = G + t * BH
-        # (2) g += h_prev @ W_hh^T
-        gemm_step(Wp_hh, True, B, H, H, h_prev, H, W_hh, H, <floating>1, g, H)
-        for b in range(B):
-            if active(lengths, t, b):
+        t = T - 1 - s if c.reverse else s
+        h_prev = Hs + ((t + 1 if c.reverse else t) % nslots) * BH + b0 * H
+        h_t = Hs + ((t if c.reverse else t + 1) % nslots) * BH + b0 * H
+        g = G + ((t % ng) * B + b0) * <Py_ssize_t>H
+        if Wp_x != NULL:
+            # (1+2) g = x_t @ W_ih^T + h_prev @ W_hh^T
+            gemm_packed_2(nb, H, I, X + (<Py_ssize_t>t * B + b0) * I, I, H, h_prev, H, Wp_x, <floating>0, g, H)
+        else:
+            # (2) g += h_prev @ W_hh^T
+            gemm_step(Wp_hh, True, nb, H, H, h_prev, H, W_hh, H, <floating>1, g, H)
+        for b in range(nb):
+            if active(lens, t, b):
                 # (3) h_t = act(g + b_ih + b_hh)
-                rnn_fwd(H, use_relu, g + b * H, b_ih, b_hh, h_t + b * H)
-        hold_inactive(h_t, h_prev, B, H, lengths, t)
+                rnn_fwd(H, c.use_relu, g + b * H, b_ih, b_hh, h_t + b * H)
+        hold_inactive(h_t, h_prev, nb, H, lens, t)
         # (4) Y[t] = h_t
-        emit(Y + <Py_ssize_t>t * B * ldy if Y != NULL else NULL, ldy, h_t, B, H, lengths, t)
-    free(Wp_hh)
+        emit(Y + (<Py_ssize_t>t * B + b0) * ldy if Y != NULL else NULL, ldy, h_t, nb, H, lens, t)
 
 
 cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
@@ -66,41 +143,24 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
                    floating* dX, floating* dh0, floating* dW_ih, floating* dW_hh,
                    floating* db_ih, floating* db_hh) noexcept nogil:
     """BPTT through (1)-(4); G is overwritten by dG. Returns -1 when scratch cannot be allocated."""
-    cdef int s, t, b, j
+    cdef int parts = row_parts(T, B)       # blocks of rows whose time loops run on parallel threads
+    cdef int rows = (B + parts - 1) // parts
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
     cdef Py_ssize_t TB = <Py_ssize_t>T * B
-    cdef floating* dh = <floating*>malloc(3 * BH * sizeof(floating))
-    cdef floating* dh_next
-    cdef floating* dh_prev
-    cdef floating* swap
-    cdef floating* dg
-    cdef const floating* h_t
+    # scratch: dh, dh_next, dh_prev (B, H)
+    cdef floating* scratch = <floating*>malloc(3 * BH * sizeof(floating))
     cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
-    if dh == NULL:
+    cdef _Call c
+    if scratch == NULL:
         return -1
-    Wp_hh = pack_for_steps(T, B, False, H, H, W_hh, H)
-    dh_next = dh + BH
-    dh_prev = dh + 2 * BH
-    memcpy(dh_next, dh_n, BH * sizeof(floating))
-    for s in range(T):
-        t = s if reverse else T - 1 - s
-        h_t = Hs + (t if reverse else t + 1) * BH
-        dg = G + t * BH
-        gather_dh(dh, dh_next, dY + <Py_ssize_t>t * B * ldy, ldy, B, H, lengths, t)
-        for b in range(B):
-            if active(lengths, t, b):
-                # (3) dG = dh * act'(h_t)
-                rnn_bwd(H, use_relu, dh + b * H, h_t + b * H, dg + b * H)
-            else:
-                zero_row(dg + b * H, H)
-        # (2) dh_prev = dG[t] @ W_hh
-        gemm_step(Wp_hh, False, B, H, H, dg, H, W_hh, H, <floating>0, dh_prev, H)
-        hold_inactive(dh_prev, dh, B, H, lengths, t)
-        swap = dh_next
-        dh_next = dh_prev
-        dh_prev = swap
-    memcpy(dh0, dh_next, BH * sizeof(floating))
-    free(dh)
+    Wp_hh = pack_for_steps(T, rows, False, H, H, W_hh, H)
+    if Wp_hh == NULL:
+        parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
+    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=T, nslots=T + 1, reverse=reverse, use_relu=use_relu,
+              lengths=lengths, X=NULL, W_hh=W_hh, Wp_x=NULL, Wp_hh=Wp_hh, b_ih=NULL, b_hh=NULL, Y=NULL, G=G,
+              Hs=<void*>Hs, dY=dY, dh_n=dh_n, dh0=dh0, scratch=scratch)
+    fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
+    free(scratch)
     free(Wp_hh)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
     gemm(True, False, H, I, TB, <floating>1, G, H, X, I, <floating>1, dW_ih, I)
@@ -113,15 +173,67 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
     return 0
 
 
+cdef void _bwd_part_f(void* c, int part) noexcept nogil:
+    _bwd_part(<float>0, <_Call*>c, part)
+
+
+cdef void _bwd_part_d(void* c, int part) noexcept nogil:
+    _bwd_part(<double>0, <_Call*>c, part)
+
+
+cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
+    """The BPTT time loop, (4) back to (2), for block `part` of the rows (the nb rows from row b0): dG
+    into G and dh0 of these rows. Scratch is laid out as _backward says, each block using its rows."""
+    cdef int s, t, b
+    cdef int T = c.T, B = c.B, H = c.H, ldy = c.ldy
+    cdef int b0 = part * c.rows
+    cdef int nb = c.rows if c.rows < B - b0 else B - b0
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const int64_t* lens = c.lengths + b0 if c.lengths != NULL else NULL
+    cdef const floating* W_hh = <const floating*>c.W_hh
+    cdef const floating* Wp_hh = <const floating*>c.Wp_hh
+    cdef const floating* Hs = <const floating*>c.Hs
+    cdef const floating* dY = <const floating*>c.dY
+    cdef floating* G = <floating*>c.G
+    cdef floating* scratch = <floating*>c.scratch
+    cdef floating* dh = scratch + b0 * H
+    cdef floating* dh_next = scratch + BH + b0 * H
+    cdef floating* dh_prev = scratch + 2 * BH + b0 * H
+    cdef floating* swap
+    cdef floating* dg
+    cdef const floating* h_t
+    memcpy(dh_next, <const floating*>c.dh_n + b0 * H, nb * H * sizeof(floating))
+    for s in range(T):
+        t = s if c.reverse else T - 1 - s
+        h_t = Hs + (t if c.reverse else t + 1) * BH + b0 * H
+        dg = G + (<Py_ssize_t>t * B + b0) * H
+        gather_dh(dh, dh_next, dY + (<Py_ssize_t>t * B + b0) * ldy, ldy, nb, H, lens, t)
+        for b in range(nb):
+            if active(lens, t, b):
+                # (3) dG = dh * act'(h_t)
+                rnn_bwd(H, c.use_relu, dh + b * H, h_t + b * H, dg + b * H)
+            else:
+                zero_row(dg + b * H, H)
+        # (2) dh_prev = dG[t] @ W_hh
+        gemm_step(Wp_hh, False, nb, H, H, dg, H, W_hh, H, <floating>0, dh_prev, H)
+        hold_inactive(dh_prev, dh, nb, H, lens, t)
+        swap = dh_next
+        dh_next = dh_prev
+        dh_prev = swap
+    memcpy(<floating*>c.dh0 + b0 * H, dh_next, nb * H * sizeof(floating))
+
+
 def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, bint reverse, bint use_relu):
     """Run (1)-(4). X (T, B, I); h0 (B, H); Y (T, B, ldy) written at columns [col, col+H) or None;
-    G (T, B, H) scratch; Hs (nslots, B, H) state slots; lengths (B,) int64 or None. b_ih, b_hh are
-    required (pass zeros for a layer without bias)."""
+    G (T, B, H), or (1, B, H) for inference; Hs (nslots, B, H) state slots; lengths (B,) int64 or None.
+    b_ih, b_hh are required (pass zeros for a layer without bias)."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
-    cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0
+    cdef int nslots = Hs.shape[0], ldy = Y.shape[2] if Y is not None else 0, ng = G.shape[0]
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef Py_ssize_t TB = <Py_ssize_t>T * B
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    if ng != T and ng != 1:
+        raise ValueError(f"kernel argument G: expected T={T} slots or 1, got {ng}")
     if W_hh.shape[0] != H:
         raise ValueError(f"kernel argument W_hh: expected shape ({H}, {H}), got {W_hh.shape}")
     if Y is not None and (col < 0 or col + H > ldy or Y.shape[0] * Y.shape[1] != TB):
@@ -130,15 +242,15 @@ def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, bint reve
         raise ValueError(f"kernel argument Hs: expected 2 or T+1={T + 1} slots, got {nslots}")
     if tn == cnp.NPY_FLOAT32:
         _fwd_entry(<float>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, b_ih, b_hh, h0, lp, Y, ldy, col,
-                   G, Hs, nslots, tn)
+                   G, ng, Hs, nslots, tn)
     else:
         _fwd_entry(<double>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, b_ih, b_hh, h0, lp, Y, ldy, col,
-                   G, Hs, nslots, tn)
+                   G, ng, Hs, nslots, tn)
 
 
 cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bint use_relu,
                     X, W_ih, W_hh, b_ih, b_hh, h0, int64_t* lp, Y, int ldy, int col,
-                    G, Hs, int nslots, int tn) except -1:
+                    G, int ng, Hs, int nslots, int tn) except -1:
     cdef Py_ssize_t TB = <Py_ssize_t>T * B
     cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>H * I, tn, "W_ih")
@@ -147,11 +259,14 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
     cdef const floating* bh = <floating*>data_ptr(b_hh, H, tn, "b_hh")
     cdef const floating* h_0 = <floating*>data_ptr(h0, <Py_ssize_t>B * H, tn, "h0")
     cdef floating* y = <floating*>opt_ptr(Y, TB * ldy, tn, "Y")
-    cdef floating* g = <floating*>data_ptr(G, TB * H, tn, "G")
+    cdef floating* g = <floating*>data_ptr(G, <Py_ssize_t>ng * B * H, tn, "G")
     cdef floating* hs = <floating*>data_ptr(Hs, <Py_ssize_t>nslots * B * H, tn, "Hs")
+    cdef int status
     with nogil:
-        _forward(T, B, I, H, reverse, use_relu, x, w_ih, w_hh, bi, bh, h_0, lp,
-                 y + col if y != NULL else NULL, ldy, g, hs, nslots)
+        status = _forward(T, B, I, H, reverse, use_relu, x, w_ih, w_hh, bi, bh, h_0, lp,
+                          y + col if y != NULL else NULL, ldy, g, ng, hs, nslots)
+    if status != 0:
+        raise MemoryError(f"cannot allocate {TB * H * sizeof(floating)} bytes for the RNN pre-activations")
     return 0
 
 
@@ -233,7 +348,7 @@ cdef int _step(floating kind, int B, int I, int H, x, h, W_ih, W_hh, b_ih, b_hh,
     cdef floating* out_h = <floating*>data_ptr(h_new, BH, tn, "h_new")
     with nogil:
         _forward(1, B, I, H, False, use_relu, x_, w_ih, w_hh, bi, bh,
-                 h_, NULL, NULL, 0, scratch, scratch + BH, 2)
+                 h_, NULL, NULL, 0, scratch, 1, scratch + BH, 2)
         memcpy(out_h, scratch + 2 * BH, BH * sizeof(floating))
     free(scratch)
     return 0

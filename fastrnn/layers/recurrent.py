@@ -35,7 +35,7 @@ def kernel_forward(cfg, X, Y, col, reverse, weights, lens, h0, c0, training):
     if b_ih is None:  # bias=False: the kernels always add a bias, here a zero one
         b_ih = b_hh = np.zeros(W_ih.shape[0], dt)
     nslots = T + 1 if training else 2
-    G = np.empty((T if training or cfg.mode != "LSTM" else 1, B, _GATES[cfg.mode] * H), dt)
+    G = np.empty((T if training or cfg.mode == "GRU" else 1, B, _GATES[cfg.mode] * H), dt)
     Hs = np.empty((nslots, B, P), dt)
     saved = {"G": G, "Hs": Hs}
     if cfg.mode == "RNN":
