@@ -33,7 +33,7 @@ from bench.check import compare  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
 from bench.contenders import ORDER, load, start_isolated  # noqa: E402
 from bench.contenders.base import Skip, thread_limits  # noqa: E402
-from bench.contenders.worker import WorkerError, close_all  # noqa: E402
+from bench.contenders.worker import WorkerError, close_all, wait_quiet  # noqa: E402
 from bench.problem import make_problem  # noqa: E402
 from bench.scenarios import CELLS, SCENARIOS, call_flops, configs  # noqa: E402
 
@@ -164,6 +164,27 @@ def run_block(cfg, threads, mods, mode):
         return _run_block(cfg, threads, mods, mode)
 
 
+def _before_sample(mods, threads, mode, waits):
+    """What runs before each timed sample: None, a fixed pause (--pause-ms), and/or (worker processes,
+    more than one thread) a wait until no worker's idle threads are spinning (--no-quiesce turns it off).
+    The seconds waited are appended to ``waits``."""
+    pause = mode.get("pause_s", 0.0)
+    pids = [m.proc.pid for m in mods.values() if getattr(m, "proc", None) is not None] \
+        if mode.get("quiesce") and threads > 1 else []
+    if pause <= 0 and not pids:
+        return None
+
+    def before():
+        t0 = time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        if pids:
+            wait_quiet(pids)
+        waits.append(time.perf_counter() - t0)
+
+    return before
+
+
 def _drop(block, skipped, name, exc, doing):
     reason = str(exc) if isinstance(exc, WorkerError) else f"{exc.__class__.__name__}: {exc}"
     skipped[name] = f"failed while {doing}: {reason}"
@@ -190,9 +211,11 @@ def _run_block(cfg, threads, mods, mode):
     if not runners:
         return block
     repeats = timing.choose_repeats(per_sample, mode["budget_s"], mode["min_repeats"], mode["max_repeats"])
-    errors = {}
+    errors, waits = {}, []
     samples = timing.interleaved({n: r.run for n, r in runners.items()}, counts, repeats, errors=errors,
-                                 pause_s=mode.get("pause_s", 0.0))
+                                 before_sample=_before_sample(mods, threads, mode, waits))
+    if waits:
+        block["wait_before_sample"] = timing.stats(waits)
     for name, exc in errors.items():
         _drop(block, skipped, name, exc, "timing")
         runners.pop(name)
@@ -287,6 +310,9 @@ def parse_args(argv):
                          "it is killed and its contender skipped for that configuration (default 600)")
     ap.add_argument("--pause-ms", type=float, default=0.0,
                     help="sleep this long before each timed sample (default 0; see bench/README.md)")
+    ap.add_argument("--no-quiesce", action="store_true",
+                    help="with worker processes and more than one thread, do not wait before each sample until "
+                         "the workers' idle threads stop spinning (see bench/README.md)")
     ap.add_argument("--keep-openblas-env", action="store_true",
                     help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set (by default the suite re-runs itself "
                          "without them, so OpenBLAS picks the kernels for this processor)")
@@ -301,7 +327,8 @@ def main(argv=None):
         # replaces this process; a caller of main() keeps its own environment
         unpin_openblas(Path(__file__).resolve(), argv, log)
     mode_name = "quick" if args.quick else "full"
-    mode = dict(MODES[mode_name], pause_s=args.pause_ms / 1000.0)
+    mode = dict(MODES[mode_name], pause_s=args.pause_ms / 1000.0,
+                quiesce=not (args.no_quiesce or args.in_process))
     threads = [int(t) for t in args.threads.split(",") if t]
     scen = set(args.scenarios.split(","))
     cells = set(args.cells.split(","))
@@ -331,6 +358,7 @@ def _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_st
     results = {"meta": machine_info(argv, mode_name, None if args.in_process else mods),
                "skipped_contenders": skipped, "ceiling": {}, "blocks": [], "memory": []}
     results["meta"]["pause_ms"] = args.pause_ms
+    results["meta"]["quiesce"] = mode["quiesce"]
     for n in threads:
         results["ceiling"][str(n)] = measure_ceiling(n, mode["ceiling_reps"])
         log(f"SGEMM ceiling, {n} thread(s): {results['ceiling'][str(n)]['gflops']:.1f} GFLOP/s")

@@ -78,20 +78,21 @@ def choose_repeats(per_sample_s, budget_s, min_repeats, max_repeats):
     return int(min(max_repeats, max(min_repeats, int(budget_s / total + 1e-9))))
 
 
-def interleaved(runs, counts, repeats, errors=None, pause_s=0.0):
+def interleaved(runs, counts, repeats, errors=None, before_sample=None):
     """Time ``runs[name](counts[name])`` interleaved; return {name: [seconds per call, ...]}.
 
     With an ``errors`` dict, a contender whose run raises is dropped (its samples too) and the
     exception stored as ``errors[name]``; the others go on. Without it, the exception propagates.
-    ``pause_s`` sleeps that long before each sample (a pause when switching contenders).
+    ``before_sample()``, when given, is called before each sample (outside the timed region): a pause,
+    or a wait until the other contenders' idle threads stop spinning.
     """
     samples = {name: [] for name in runs}
     live = list(runs)
     for _ in range(repeats):
         for name in list(live):
             n = counts[name]
-            if pause_s > 0:
-                time.sleep(pause_s)
+            if before_sample is not None:
+                before_sample()
             try:
                 samples[name].append(_elapsed(runs[name], n) / n)
             except Exception as exc:

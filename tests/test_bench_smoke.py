@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import time
 import sys
 import types
 from pathlib import Path
@@ -429,3 +430,40 @@ def test_isolated_worker_sets_thread_limits_when_building(tmp_path):
             assert out["blas"].size >= 1 and set(out["blas"].tolist()) == {threads}
     finally:
         close_all(usable)
+
+
+def test_wait_quiet_waits_for_a_spinning_process_and_not_for_an_idle_one():
+    import subprocess
+
+    from bench.contenders.worker import cpu_ns, wait_quiet
+
+    if cpu_ns([__import__("os").getpid()]) is None:
+        pytest.skip("no /proc/<pid>/task/*/schedstat here")
+    code = "import sys, time\nt = time.perf_counter()\nwhile time.perf_counter() - t < float(sys.argv[1]): pass\ntime.sleep(30)"
+    spin = subprocess.Popen([sys.executable, "-c", code, "0.6"])
+    idle = subprocess.Popen([sys.executable, "-c", code, "0"])
+    try:
+        time.sleep(0.15)  # both started; the first spins for 0.6 s, then sleeps
+        assert wait_quiet([spin.pid], max_wait_s=0.1) >= 0.1          # still spinning: waits the maximum
+        waited = wait_quiet([spin.pid], max_wait_s=5.0)               # returns once the spinning stops
+        assert 0.05 < waited < 2.0
+        assert wait_quiet([idle.pid, spin.pid], max_wait_s=5.0) < 0.1  # both idle now
+    finally:
+        spin.kill()
+        idle.kill()
+        spin.wait()
+        idle.wait()
+
+
+def test_interleaved_calls_before_sample_and_drops_a_failing_contender():
+    calls, errors = [], {}
+
+    def bad(k):
+        raise RuntimeError("boom")
+
+    samples = timing.interleaved({"a": lambda k: None, "b": bad}, {"a": 1, "b": 1}, repeats=3, errors=errors,
+                                 before_sample=lambda: calls.append(1))
+    assert list(samples) == ["a"] and len(samples["a"]) == 3
+    assert isinstance(errors["b"], RuntimeError) and len(calls) == 4  # a, b (fails), a, a
+    with pytest.raises(RuntimeError, match="boom"):
+        timing.interleaved({"b": bad}, {"b": 1}, repeats=1)

@@ -411,6 +411,46 @@ def start_all(modules, **kwargs):
     return usable, skipped
 
 
+def cpu_ns(pids):
+    """Nanoseconds on a CPU so far, summed over every thread of these processes (None without /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return None
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that just exited
+    return total
+
+
+def wait_quiet(pids, window_s=0.002, busy_frac=0.1, max_wait_s=0.5):
+    """Sleep until these processes use less than ``busy_frac`` of a CPU over a ``window_s`` window.
+
+    Idle library threads keep spinning for a while after a call (OpenBLAS about 100 ms, ONNX Runtime's
+    pool tens of ms, PyTorch's OpenMP pool a few ms, as measured in bench/README.md); started before a
+    sample of another contender, they would hold one of its cores. Returns the seconds waited (at most
+    about ``max_wait_s``; returns early without /proc).
+    """
+    t0 = time.perf_counter()
+    before = cpu_ns(pids)
+    if before is None:
+        return 0.0
+    while True:
+        time.sleep(window_s)
+        now = cpu_ns(pids)
+        if now is None or now - before < busy_frac * window_s * 1e9:
+            break
+        if time.perf_counter() - t0 >= max_wait_s:
+            break
+        before = now
+    return time.perf_counter() - t0
+
+
 def close_all(procs):
     for p in procs.values():
         p.close()
