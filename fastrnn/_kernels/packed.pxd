@@ -90,6 +90,8 @@ cdef inline void gemm_packed_2(int M, int N, int K1, const floating* A1, int lda
 # - B > 32: with 1 BLAS thread packed is still ~1.4x faster per step, but with 2 threads OpenBLAS
 #   splits B >= 64 rows across both cores and wins (0.8-0.9x), while at B <= 32 packed wins either way.
 #   So B > 32 is packed only while BLAS says it runs one thread (blas_threads, asked at every call).
+#   With more BLAS threads the kernels first cut the rows into blocks (row_parts), one per thread, and
+#   ask this for each block's rows.
 cdef inline bint packed_steps(int T, int B, int K, int N, size_t itemsize) noexcept nogil:
     if T < 4 or <size_t>K * <size_t>N * itemsize > (<size_t>16) << 20:
         return False
@@ -127,14 +129,14 @@ cdef inline floating* pack_for_steps(int T, int B, bint trans, int K, int N, con
     return pack_weights(trans, K, N, W, ldw)
 
 
-DEF FUSE_MIN_ROWS = 8
-
 # [W1 W2] packed for the fused per-step product A1 @ W1^T + A2 @ W2^T of a T-step call with B rows, when
-# its steps go to the packed GEMM (packed_steps with K = K1 + K2), else NULL ("do not fuse"; NULL also
-# when out of memory or K1 + K2 > FR_PACKED_KC). Free the result with free.
+# its steps go to the packed GEMM (packed_steps with K = K1 + K2) and B >= 8, else NULL ("do not fuse";
+# NULL also when out of memory or K1 + K2 > FR_PACKED_KC). Free the result with free.
+# Why B >= 8: fused, every step streams W_ih as well as W_hh; measured for LSTM inference (1 thread,
+# against the same kernels unfused) 0.86x at B = 4, H = 256, but 1.02-1.29x at B = 8-64, H = 128-512.
 cdef inline floating* pack_steps_2(int T, int B, int K1, int K2, int N, const floating* W1,
                                    const floating* W2) noexcept nogil:
-    if B < FUSE_MIN_ROWS or not packed_steps(T, B, K1 + K2, N, sizeof(floating)):
+    if B < 8 or not packed_steps(T, B, K1 + K2, N, sizeof(floating)):
         return NULL
     return pack_weights_2(K1, K2, N, W1, W2)
 
