@@ -135,7 +135,7 @@ def build_and_check(cfg, threads, mods):
             runners.pop(ref_name)
             reference = None
     for name, reason in skipped.items():
-        if reason.startswith("build failed"):  # a scenario a contender does not cover is not news
+        if reason.startswith(("build failed", "reference run failed")):  # not: a scenario it does not cover
             log(f"    skipping {name} for {cfg.key} at {threads} thread(s): {reason}")
     for name in list(runners):
         if name == ref_name:

@@ -387,7 +387,7 @@ def test_isolated_skips_a_contender_whose_import_fails(tmp_path):
         close_all(usable)
 
 
-def test_isolated_worker_death_timeout_and_error_skip_with_reason(tmp_path):
+def test_isolated_worker_death_timeout_and_error_skip_with_reason(tmp_path, capsys):
     """A worker that exits, hangs or raises loses that configuration, with the reason; the rest go on."""
     import bench.run as run
     from bench.contenders.worker import close_all, start_all
@@ -405,6 +405,9 @@ def test_isolated_worker_death_timeout_and_error_skip_with_reason(tmp_path):
         assert "no answer within 3 s" in block["skipped"]["hangs"]
         assert "ZeroDivisionError" in block["skipped"]["raises"] and "calibrating" in block["skipped"]["raises"]
         assert not usable["hangs"].alive()
+        printed = capsys.readouterr().out  # every reason is printed as well as recorded
+        assert "skipping dies" in printed and "exit code 3" in printed
+        assert "skipping hangs" in printed and "dropping raises" in printed and "ZeroDivisionError" in printed
         # the next configuration restarts the dead workers (which die again, with the reason)
         block = run.run_block(tiny("seq", "rnn"), 1, {"dies": usable["dies"], "numpy": usable["numpy"]}, _small_mode())
         assert "exit code 3" in block["skipped"]["dies"] and len(block["contenders"]["numpy"]["samples"]) == 3
