@@ -442,11 +442,14 @@ def test_wait_quiet_waits_for_a_spinning_process_and_not_for_an_idle_one():
 
     if cpu_ns([__import__("os").getpid()]) is None:
         pytest.skip("no /proc/<pid>/task/*/schedstat here")
-    code = "import sys, time\nt = time.perf_counter()\nwhile time.perf_counter() - t < float(sys.argv[1]): pass\ntime.sleep(30)"
-    spin = subprocess.Popen([sys.executable, "-c", code, "0.6"])
-    idle = subprocess.Popen([sys.executable, "-c", code, "0"])
+    # each child says "go" once started, then spins for argv[1] seconds, then sleeps
+    code = ("import sys, time\nprint('go', flush=True)\nt = time.perf_counter()\n"
+            "while time.perf_counter() - t < float(sys.argv[1]): pass\ntime.sleep(30)")
+    spin = subprocess.Popen([sys.executable, "-c", code, "0.6"], stdout=subprocess.PIPE, text=True)
+    idle = subprocess.Popen([sys.executable, "-c", code, "0"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.15)  # both started; the first spins for 0.6 s, then sleeps
+        assert spin.stdout.readline() == "go\n" and idle.stdout.readline() == "go\n"  # both started
+        time.sleep(0.02)  # the first spins for 0.6 s from now, then sleeps
         assert wait_quiet([spin.pid], max_wait_s=0.1) >= 0.1          # still spinning: waits the maximum
         waited = wait_quiet([spin.pid], max_wait_s=5.0)               # returns once the spinning stops
         assert 0.05 < waited < 2.0

@@ -428,8 +428,12 @@ def cpu_ns(pids):
     return total
 
 
-def wait_quiet(pids, window_s=0.002, busy_frac=0.1, max_wait_s=0.5):
+def wait_quiet(pids, window_s=0.01, busy_frac=0.1, max_wait_s=0.5):
     """Sleep until these processes use less than ``busy_frac`` of a CPU over a ``window_s`` window.
+
+    The window must span several scheduler ticks: a thread that spins without sleeping has its CPU time
+    in /proc/<pid>/task/<tid>/schedstat brought up to date only at a tick (every 4 ms at 250 Hz), so a
+    2 ms window saw no time at all in about half of its looks at a spinning process (measured).
 
     Idle library threads keep spinning for a while after a call (OpenBLAS about 100 ms, ONNX Runtime's
     pool tens of ms, PyTorch's OpenMP pool a few ms, as measured in bench/README.md); started before a
