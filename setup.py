@@ -26,7 +26,10 @@ directives = {
 }
 # -fno-trapping-math lets gcc turn the clamps in fastmath.h into vector selects (NaN still propagates);
 # with it the gate loops vectorize.
-compile_args = ["-fno-trapping-math"] + (["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
+# -fno-math-errno lets it use the sqrt instruction without the errno check, so loops calling sqrt (the
+# Adam update) vectorize: results are the same (sqrt is correctly rounded either way); Adam over 220k
+# float32 parameters 824 -> 371 us on the development machine.
+compile_args = ["-fno-trapping-math", "-fno-math-errno"] + (["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
                                          if DEBUG else ["-O3"])
 link_args = ["-pthread"] + (["-fsanitize=address"] if DEBUG else [])
 
