@@ -192,6 +192,29 @@ def test_embedding_padding_idx():
     np.testing.assert_array_equal(emb.grads["weight"][2], 1.0)
 
 
+def test_embedding_backprop_matches_add_at_and_accumulates():
+    # many repeated indices, in random order, added into gradients that already hold values
+    rng = np.random.default_rng(3)
+    emb = Embedding(7, 5, padding_idx=3, dtype=np.float64, seed=0)
+    start = rng.standard_normal((7, 5))
+    emb.grads["weight"][...] = start
+    expected = start.copy()
+    for _ in range(2):
+        idx = rng.integers(0, 7, size=(40, 9))
+        dy = rng.standard_normal((40, 9, 5))
+        _, bp = emb.begin_update(idx)
+        bp(dy)
+        keep = idx.reshape(-1) != 3
+        np.add.at(expected, idx.reshape(-1)[keep], dy.reshape(-1, 5)[keep])
+    np.testing.assert_allclose(emb.grads["weight"], expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(emb.grads["weight"][3], start[3])
+    # only padding: nothing is added
+    before = emb.grads["weight"].copy()
+    _, bp = emb.begin_update(np.full((4,), 3))
+    bp(np.ones((4, 5)))
+    np.testing.assert_array_equal(emb.grads["weight"], before)
+
+
 def test_embedding_seed_dtype_and_shapes():
     a, b = Embedding(7, 3, seed=3), Embedding(7, 3, seed=3)
     np.testing.assert_array_equal(a.params["weight"], b.params["weight"])

@@ -114,9 +114,16 @@ class Embedding(Layer):
             dY = dy.reshape(-1, self.embedding_dim)
             if keep is not None and len(rows) != len(keep):
                 dY = dY[keep]
+            if len(rows) == 0:
+                return None
+            # (1) as np.add.at(dW, rows, dY), ~10x faster: the rows of dY grouped by index (a stable sort
+            # keeps each group in order), each group summed, each sum added to its row once
+            order = np.argsort(rows, kind="stable")
+            ordered = rows[order]
+            starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+            sums = np.add.reduceat(dY[order], starts, axis=0)
             with self.param_set.lock:
-                # np.add.at(dW, idx, dy): unbuffered, so repeated indices accumulate   (1)
-                np.add.at(self.grads["weight"], rows, dY)
+                self.grads["weight"][ordered[starts]] += sums
             return None
 
         return y, backprop
