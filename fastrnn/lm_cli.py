@@ -73,15 +73,15 @@ def add_arguments(parser):
     data = t.add_argument_group("data")
     data.add_argument("--text", metavar="FILE", default=None,
                       help="UTF-8 text file to train on (.gz allowed); default: the Shakespeare plays shipped in "
-                           "fastrnn/corpus/ (about 1 MB; see its README for source and licence)")
+                           "fastrnn/corpus/ (the 37 plays, 4.9 MB; see its README for source and licence)")
     data.add_argument("--max-chars", type=_positive_int, default=None, metavar="N",
                       help="use only the first N characters of the text")
     data.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="F",
                       help="fraction F of the text held out for validation: the last F of each of --val-blocks "
                            "equal blocks")
     data.add_argument("--val-blocks", type=_positive_int, default=10, metavar="N",
-                      help="spread the validation text over N equal blocks of the text (1: only its end); with the "
-                           "default corpus 10 puts validation text in every play")
+                      help="spread the validation text over N equal blocks of the text (1: only its end); on the "
+                           "default corpus the 10 blocks take validation text from 10 places across the 37 plays")
     model = t.add_argument_group("model")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell")
     model.add_argument("--layers", type=_positive_int, default=2, metavar="N", help="stacked recurrent layers")
