@@ -30,6 +30,26 @@ def test_gemm_matches_numpy(dtype, trans_a, trans_b, M, N, K):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K", [1, 7, 8, 15, 16, 17, 31, 32, 33, 48, 100, 257])
+@pytest.mark.parametrize("N", [1, 5, 64])
+def test_one_row_times_transposed_matrix(dtype, K, N):
+    """a @ W^T with W stored (N, K), the batch-1 step (gemv.h, not BLAS): every split of K into the two
+    vector accumulators, one vector and the scalar tail, for 8- and 16-lane vectors; beta = 0 must not
+    read C."""
+    rng = np.random.default_rng(K * 10 + N)
+    A = rng.standard_normal((1, K)).astype(dtype)
+    W = rng.standard_normal((N, K)).astype(dtype)
+    C = rng.standard_normal((1, N)).astype(dtype)
+    exact = A.astype(np.float64) @ W.astype(np.float64).T
+    expected = 0.5 * exact + 2.0 * C
+    blas._gemm_test(False, True, A, W, C, 0.5, 2.0)
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+    C[...] = np.nan
+    blas._gemm_test(False, True, A, W, C, 1.0, 0.0)
+    np.testing.assert_allclose(C, exact, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_beta_zero_ignores_garbage_in_c(dtype):
     A = np.ones((1, 3), dtype)
     B = np.ones((3, 4), dtype)

@@ -3,7 +3,8 @@
 from cython cimport floating
 
 # C[M, N] = alpha * op(A)[M, K] @ op(B)[K, N] + beta * C      (row-major; op = transpose when trans_*)
-# Dispatches to GEMV when M == 1 or N == 1 (batch-1 steps), which BLAS runs faster.
+# Dispatches to GEMV when M == 1 or N == 1 (batch-1 steps), which BLAS runs faster; the one-row product
+# a @ W^T with W stored (N, K) goes to gemv.h instead (faster still; see there).
 cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
                const floating* A, int lda, const floating* B, int ldb,
                floating beta, floating* C, int ldc) noexcept nogil

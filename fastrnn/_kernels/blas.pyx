@@ -3,8 +3,15 @@
 BLAS is column-major. A row-major matrix M (r x c, leading dimension ld) is, to BLAS, the column-major
 matrix M^T (c x r) with the same ld. So the row-major product C = op(A) @ op(B) is computed as the
 column-major product C^T = op(B)^T @ op(A)^T: swap the operands and the sizes M and N, keep the flags.
+One product does not go to BLAS: a single row times W^T with W stored row-major (gemv.h).
 """
 from scipy.linalg.cython_blas cimport dgemm, dgemv, daxpy, dnrm2, sgemm, sgemv, saxpy, snrm2
+
+
+cdef extern from "gemv.h" nogil:
+    void fr_gemv_dot_f(int N, int K, float alpha, const float* W, int ldw, const float* x, float beta, float* y)
+    void fr_gemv_dot_d(int N, int K, double alpha, const double* W, int ldw, const double* x, double beta,
+                       double* y)
 
 
 cdef extern from "blas_threads.h" nogil:
@@ -34,6 +41,14 @@ cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
         return
     if K <= 0:
         # C = beta * C: an empty sum. Not reached by fastrnn's kernels (sizes are validated >= 1).
+        return
+    if M == 1 and trans_b and not trans_a:
+        # c[N] = alpha * B @ a[K] + beta * c, B stored (N, K): rows of B are contiguous, and so is a
+        # (row 0 of A); gemv.h is faster than BLAS's GEMV for this one (the batch-1 step).
+        if floating is float:
+            fr_gemv_dot_f(N, K, alpha, B, ldb, A, beta, C)
+        else:
+            fr_gemv_dot_d(N, K, alpha, B, ldb, A, beta, C)
         return
     if M == 1 or N == 1:
         if M == 1:
