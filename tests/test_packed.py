@@ -118,8 +118,8 @@ LAYERS = [("rnn", {}), ("lstm", {}), ("lstm", {"proj_size": 11}), ("gru", {}), (
 def test_layers_on_packed_path_match_reference(dtype, kind, extra, B, threads):
     """T = 5, H = 37 (partial panels), bidirectional, lengths: inference, the training forward and every
     gradient equal the numpy reference. B = 9 takes the packed steps with the input product fused into
-    them (a tile of 8 rows and one of 1); B = 3 packed steps, not fused; B = 1 forward steps on gemv.h
-    (one row, not packed) and packed backward steps; B = 40 with one BLAS thread
+    them (a tile of 8 rows and one of 1); B = 3 packed steps, not fused; B = 1 packed steps of one-row
+    tiles; B = 40 with one BLAS thread
     packed and fused; with two threads (B = 40, 17) the time loop runs as two blocks of rows on two
     threads, each packed (and fused for LSTM)."""
     import fastrnn as fr
