@@ -1,12 +1,13 @@
 """Character LSTM language model: fastrnn against a same-size PyTorch model, same settings, same wall clock.
 
     python bench/lm_vs_torch.py                    # 2 x 3 minutes: 2-layer LSTM, hidden 128, on the shipped corpus
-    python bench/lm_vs_torch.py --minutes 10 --hidden 256 --threads 2
+    python bench/lm_vs_torch.py --minutes 10 --seeds 0,1,2    # the run below (~70 minutes)
+    python bench/lm_vs_torch.py --minutes 10 --hidden 256 --threads 2 --text FILE
 
 Both models are Embedding(V, E) -> LSTM(E, H, L) -> Linear(H, V) and start from the same weights (the torch
 model's initialisation for the seed; `--init own` lets each library draw its own). They train on the same
-batches: the shipped Shakespeare corpus, the same train/validation split as `python -m fastrnn lm train`,
-B parallel streams, truncated BPTT of K characters with the state carried between chunks, Adam with the
+batches: the shipped Shakespeare corpus (or --text FILE), the same train/validation split as
+`python -m fastrnn lm train`, B parallel streams, truncated BPTT of K characters with the state carried between chunks, Adam with the
 same learning rate, warm-up and cosine-by-time decay, gradients clipped to the same global norm. Started
 from the same weights on the same batches the two runs agree step for step (same losses to 3-4 decimals
 over the first 600 steps), so the comparison measures how far each library gets in the same time. The two
@@ -18,26 +19,34 @@ second, and validation bits per character.
 Threads: fastrnn's BLAS and torch's intra-op pool are both limited to --threads (default 1; one
 thread is fastest for these small per-step products on a 2-core machine, and the comparison stays fair).
 
-Measured on the 2-core development machine (2026-11-23, 1 thread, OpenBLAS unpinned):
-- 3 minutes each, each library's own initialisation (seed 0), one after the other, quiet machine:
-  fastrnn 8,348 steps (94,976 chars/s) to 2.051 validation bits/char; torch 2.13.0 6,380 steps
-  (72,583 chars/s) to 2.036.
-- 10 minutes each, own initialisation, seed 0, alternating slices: fastrnn 24,081 steps (82,196 chars/s)
-  to 2.052; torch 15,787 steps (53,886 chars/s) to 2.022.
-- 10 minutes each, same initial weights, seed 0: fastrnn 25,468 steps (86,930 chars/s) to 2.053; torch
-  16,938 steps (57,813 chars/s) to 2.031.
-- Why fastrnn ends higher while training 1.5x faster: not its arithmetic. From the same weights on the
-  same batches at a constant learning rate, the two runs track each other for 3,000 steps (losses within
-  ~0.01, both validation 2.12-2.13). fastrnn alone with a 7-minute budget, validated every 30 s: 2.27
-  after 3 epochs of the training text, 2.042 after 23, 2.030 after 39, 2.032 after 42; the 10-minute runs
-  take fastrnn to ~55 epochs and torch to ~35, and this model (no dropout, 1 MB of text) stops improving
-  on validation around 35-40 epochs. So the runs now also report the best validation reached within
-  the budget (evaluated every 60 s of each library's training), as early stopping would keep it.
-- 10 minutes each, same initial weights, seed 0, with that: fastrnn 27,391 steps (93,492 chars/s),
-  2.064 at the end, best 2.057; torch 17,743 steps (60,561 chars/s), 2.033 at the end and best. The
-  best does not close the gap: with the cosine decay over 10 minutes, fastrnn's learning rate gets low
-  only after ~50 epochs, past this model's best; torch's gets low near 35. Not yet tried: a schedule
-  by epochs or steps, dropout, or a larger corpus, where more steps per second should pay.
+Measured on the 2-core development machine (2026-11-23, 1 thread, OpenBLAS unpinned), on the shipped
+corpus of 37 plays, 10 minutes each, same initial weights, alternating 10 s slices, commit 9c8e57f
+(`--minutes 10 --seeds 0,1,2 --eval-every 150`); the other core was mostly idle (short builds, test runs
+and timings ran on it at times, during both libraries' slices):
+
+    | seed | library | steps | train chars/s | validation bits/char, end | best |
+    | ---: | --- | ---: | ---: | ---: | ---: |
+    | 0 | fastrnn 0.1.0 | 27,590 | 94,173 | 1.956 | 1.956 |
+    | 0 | torch 2.13.0+cpu | 25,447 | 86,859 | 1.957 | 1.957 |
+    | 1 | fastrnn 0.1.0 | 31,004 | 105,827 | 1.951 | 1.951 |
+    | 1 | torch 2.13.0+cpu | 28,500 | 97,277 | 1.951 | 1.951 |
+    | 2 | fastrnn 0.1.0 | 29,791 | 101,683 | 2.012 | 2.012 |
+    | 2 | torch 2.13.0+cpu | 27,652 | 94,383 | 2.016 | 2.016 |
+    | mean | fastrnn | | | 1.973 | 1.973 |
+    | mean | torch | | | 1.975 | 1.975 |
+
+fastrnn trains 1.08x as many characters per second and ends at or below torch for every seed; the
+differences (0.000-0.004) are smaller than those between seeds (0.06).
+
+History, on the first corpus (eight plays, 1 MB; `git show 812b3d3:fastrnn/corpus/shakespeare.txt.gz`):
+- 10 minutes, same initial weights, seed 0: fastrnn 2.064 at the end (best 2.057), torch 2.033. From the
+  same weights on the same batches the two runs agree step for step (3,000 steps at a constant learning
+  rate, losses within ~0.01), so the gap was not arithmetic: this model stopped improving on 1 MB after
+  ~35-40 passes (fastrnn alone, validated every 30 s: 2.042 after 23, 2.030 after 39, 2.032 after 42),
+  and the faster library overtrained. Hence the 37 plays, where 10 minutes are ~12-14 passes.
+- Those runs measured torch at 54-73k chars/s against fastrnn's 82-95k ("1.5x"); they shared the
+  machine with other jobs, and torch's rate dropped far more than fastrnn's. With the other core mostly
+  idle torch ran at 87-97k chars/s, as in the table above.
 """
 from __future__ import annotations
 
@@ -57,7 +66,7 @@ if str(ROOT) not in sys.path:
 
 import fastrnn as fr  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
-from fastrnn.data import CharVocab, batchify, lm_batches, load_corpus, split_ids  # noqa: E402
+from fastrnn.data import CharVocab, batchify, lm_batches, load_corpus, read_text, split_ids  # noqa: E402
 from fastrnn.losses import softmax_cross_entropy  # noqa: E402
 from fastrnn.train import backward_sequence, bits_per_char, evaluate  # noqa: E402
 
@@ -230,6 +239,8 @@ def compare(V, train_streams, val_streams, args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--text", metavar="FILE", default=None,
+                   help="UTF-8 text to train on (.gz allowed); default: the corpus shipped with fastrnn")
     p.add_argument("--minutes", type=float, default=3.0, help="training wall clock for EACH library")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
@@ -260,7 +271,7 @@ def main(argv=None):
     if from_command_line and not args.keep_openblas_env:
         unpin_openblas(Path(__file__).resolve(), argv)
 
-    text = load_corpus()
+    text = load_corpus() if args.text is None else read_text(args.text)
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = split_ids(vocab.encode(text), 0.1, 10)
     train_streams, val_streams = batchify(train_ids, args.batch), batchify(val_ids, 16)
