@@ -86,7 +86,7 @@ cdef inline void gemm_packed_2(int M, int N, int K1, const floating* A1, int lda
 # - a call of T < 4 steps does not repay the packing (cells, single steps: BLAS's GEMV/GEMM);
 # - B == 1 too: packed beat OpenBLAS's GEMV 1.2-1.8x per sequence (T=50, H 64-256, 1 and 2 threads,
 #   fr.LSTM/GRU/RNN inference timed alone), and fastrnn's own one-row kernel (gemv.h, which the
-#   unpacked path now reaches through blas.gemm) by 1.03-1.2x (same calls, 1 thread, separate processes
+#   unpacked path now reaches through blas.gemm) by 1.01-1.3x (same calls, 1 thread, separate processes
 #   alternated), packing included; it also keeps BLAS threads out of the step loop;
 # - past 16 MiB of weights the packed GEMM stops beating BLAS (memory bound);
 # - B > 32: with 1 BLAS thread packed is still ~1.4x faster per step, but with 2 threads OpenBLAS
