@@ -50,6 +50,19 @@ def test_one_row_times_transposed_matrix(dtype, K, N):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_one_row_timing_hook_computes_the_product_both_ways(dtype):
+    """bench/one_row.py's hook: both paths leave y = W @ x; wrong shapes are refused."""
+    rng = np.random.default_rng(5)
+    W, x = rng.standard_normal((40, 19)).astype(dtype), rng.standard_normal(19).astype(dtype)
+    for ours in (True, False):
+        y = np.full(40, np.nan, dtype)
+        assert blas._time_one_row(ours, W, x, y, 3) >= 0.0
+        np.testing.assert_allclose(y, W.astype(np.float64) @ x, rtol=TOL[dtype], atol=TOL[dtype] * 10)
+    with pytest.raises(ValueError, match="shapes"):
+        blas._time_one_row(True, W, x[:5], np.empty(40, dtype), 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_beta_zero_ignores_garbage_in_c(dtype):
     A = np.ones((1, 3), dtype)
     B = np.ones((3, 4), dtype)

@@ -5,6 +5,7 @@ matrix M^T (c x r) with the same ld. So the row-major product C = op(A) @ op(B) 
 column-major product C^T = op(B)^T @ op(A)^T: swap the operands and the sizes M and N, keep the flags.
 One product does not go to BLAS: a single row times W^T with W stored row-major (gemv.h).
 """
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from scipy.linalg.cython_blas cimport dgemm, dgemv, daxpy, dnrm2, sgemm, sgemv, saxpy, snrm2
 
 
@@ -115,3 +116,37 @@ def _blas_threads():
 
 def _nrm2_test(floating[::1] x):
     return nrm2(x.shape[0], &x[0])
+
+
+cdef double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+def _time_one_row(bint ours, floating[:, ::1] W, floating[::1] x, floating[::1] y, int repeats):
+    """Seconds for `repeats` products y = W @ x, W stored (N, K), without the GIL: by gemv.h (ours) or by
+    BLAS's GEMV (what gemm used before gemv.h); benchmark hook for bench/one_row.py."""
+    cdef int N = W.shape[0], K = W.shape[1], r, one = 1
+    cdef char gt = b'T'
+    cdef floating alpha = 1, beta = 0
+    cdef double t0
+    if x.shape[0] != K or y.shape[0] != N:
+        raise ValueError("shapes do not agree")
+    with nogil:
+        t0 = _now()
+        for r in range(repeats):
+            if ours:
+                # y = W @ x
+                if floating is float:
+                    fr_gemv_dot_f(N, K, alpha, &W[0, 0], K, &x[0], beta, &y[0])
+                else:
+                    fr_gemv_dot_d(N, K, alpha, &W[0, 0], K, &x[0], beta, &y[0])
+            else:
+                # y = W @ x: W^T (K x N) column-major to BLAS, op 'T'
+                if floating is float:
+                    sgemv(&gt, &K, &N, &alpha, &W[0, 0], &K, &x[0], &one, &beta, &y[0], &one)
+                else:
+                    dgemv(&gt, &K, &N, &alpha, &W[0, 0], &K, &x[0], &one, &beta, &y[0], &one)
+        t0 = _now() - t0
+    return t0

@@ -3,10 +3,10 @@
  *
  * Why: a batch-1 step multiplies one row by W_ih^T and W_hh^T, W stored (N, K) row-major. BLAS's GEMV
  * reads several rows of W at once and sums them in vector lanes; here each row of W is one contiguous
- * stream into two vector accumulators, folded at the end of the row. Measured against OpenBLAS
- * 0.3 sgemv (scipy's, SkylakeX kernels, 1 thread) on the AVX-512 development machine, W (4H, H),
- * 1 thread: H = 64 0.47 vs 0.65 us, H = 128 1.55 vs 2.22, H = 256 8.1 vs 9.6, H = 512 44 vs 47.
- * Reading several rows at once was slower here (2 rows: 0.93, 2.83, 8.9 us; 4 rows: 0.73, 2.11, 8.5).
+ * stream into two vector accumulators, folded at the end of the row. bench/one_row.py, against scipy's
+ * OpenBLAS 0.3 sgemv (SkylakeX kernels), W (4H, H), 1 thread, two runs on the AVX-512 development
+ * machine: 1.13-1.15x at H = 64, 1.07-1.11x at 128, 1.19-1.20x at 256, 1.05-1.06x at 512. In a C
+ * microbenchmark, reading 2 or 4 rows at once was slower than one.
  *
  * Every function is compiled for AVX-512, AVX2 + FMA and the baseline, as in gates.h.
  */
