@@ -6,7 +6,8 @@ fastrnn._kernels.packed_hooks._time_steps), for
     bwd:  dh_prev = dG @ W_hh     A (B, 4H), W (4H, H)  ->  C (B, H)
 The 'blas' path is fastrnn's gemm door, so a one-row forward product (B = 1, fwd) goes to gemv.h
 there, not to BLAS (bench/one_row.py compares those two). The packed path packs W once per sample;
-the table shows the step time without it, the packing time, and the speed-up of a T-step sequence (default T = 100) that packs once: T blas / (pack + T packed).
+the table shows the step time without it, the packing time, and the speed-up of a T-step sequence
+(default T = 100) that packs once: T blas / (pack + T packed).
 The two paths are interleaved; medians over the repeats, ratios are medians of paired ratios.
 
 Run from the repository root, with OpenBLAS free to pick its best kernels on this machine:
