@@ -6,8 +6,9 @@ fastrnn._kernels.packed_hooks._time_steps), for
     bwd:  dh_prev = dG @ W_hh     A (B, 4H), W (4H, H)  ->  C (B, H)
 The 'blas' path is fastrnn's gemm door, so a one-row forward product (B = 1, fwd) goes to gemv.h
 there, not to BLAS (bench/one_row.py compares those two). The packed path packs W once per sample;
-the table shows the step time without it, the packing time, and the speed-up of a T-step sequence
-(default T = 100) that packs once: T blas / (pack + T packed).
+the table shows the step time without it, the packing time (beside the time numpy takes to copy the
+same W, the memory-bound floor of any repacking), and the speed-up of a T-step sequence (default
+T = 100) that packs once: T blas / (pack + T packed).
 The two paths are interleaved; medians over the repeats, ratios are medians of paired ratios.
 
 Run from the repository root, with OpenBLAS free to pick its best kernels on this machine:
@@ -35,18 +36,27 @@ def measure(dtype, B, H, trans, T, repeats, sample_s):
     _time_steps(trans, False, A, W, C, 3)
     one = _time_steps(trans, True, A, W, C, 3)[1] / 3
     steps = max(3, int(sample_s / max(one, 1e-7)))
-    blas, pk, pack, seq = [], [], [], []
+    blas, pk, pack, seq, copy = [], [], [], [], []
+    W_copy = np.empty_like(W)
     for _ in range(repeats):
         C[...] = 0
         tb = _time_steps(trans, False, A, W, C, steps)[1] / steps
         C[...] = 0
-        tpack, tp = _time_steps(trans, True, A, W, C, steps)
-        tp /= steps
+        tp = _time_steps(trans, True, A, W, C, steps)[1] / steps
+        # packing, and numpy copying the same W, each the best of 5 (warm caches, the allocator's pages reused)
+        tpack = min(_time_steps(trans, True, A, W, C, 0)[0] for _ in range(5))
+        tcopy = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            np.copyto(W_copy, W)
+            tcopy.append(time.perf_counter() - t0)
         blas.append(tb)
         pk.append(tp)
         pack.append(tpack)
+        copy.append(min(tcopy))
         seq.append(T * tb / (tpack + T * tp))
     return {"blas": float(np.median(blas)), "packed": float(np.median(pk)), "pack": float(np.median(pack)),
+            "copy": float(np.median(copy)),
             "step_ratio": float(np.median(np.array(blas) / np.array(pk))), "seq_ratio": float(np.median(seq)),
             "flops": 2.0 * B * N * K}
 
@@ -66,7 +76,7 @@ def main():
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, 1 thread, "
           f"{args.repeats} interleaved repeats")
     print(f"{'dtype':8} {'B':>3} {'H':>5} {'dir':4} {'blas us':>9} {'GF/s':>5} {'packed us':>10} {'GF/s':>5} "
-          f"{'step x':>7} {'pack us':>9} {f'T={args.T} x':>8}")
+          f"{'step x':>7} {'pack us':>9} {'copy us':>9} {f'T={args.T} x':>8}")
     with threadpool_limits(1):
         for dtype in dtypes:
             for B in batches:
@@ -76,7 +86,8 @@ def main():
                         print(f"{np.dtype(dtype).name:8} {B:3d} {H:5d} {'fwd' if trans else 'bwd':4} "
                               f"{r['blas'] * 1e6:9.1f} {r['flops'] / r['blas'] / 1e9:5.0f} "
                               f"{r['packed'] * 1e6:10.1f} {r['flops'] / r['packed'] / 1e9:5.0f} "
-                              f"{r['step_ratio']:7.2f} {r['pack'] * 1e6:9.1f} {r['seq_ratio']:8.2f}", flush=True)
+                              f"{r['step_ratio']:7.2f} {r['pack'] * 1e6:9.1f} {r['copy'] * 1e6:9.1f} {r['seq_ratio']:8.2f}",
+                              flush=True)
 
 
 if __name__ == "__main__":

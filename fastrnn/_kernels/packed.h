@@ -47,6 +47,17 @@
 #define FR_PACKED_KC 4096           /* K chunk: measured, smaller chunks were slower up to K = 4096 */
 #define FR_PACKED_MR_MAX 8
 
+/* The packers transpose whole 64-byte blocks with two-operand vector shuffles where the compiler has
+ * them (GCC >= 12, clang); elsewhere they copy element by element. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define FR_PACKED_SHUFFLE 1
+#endif
+#endif
+#ifndef FR_PACKED_SHUFFLE
+#define FR_PACKED_SHUFFLE 0
+#endif
+
 /* Rows per micro-tile for this processor: 8 (AVX-512), 3 (AVX2), 1. */
 static inline int fr_packed_mr(void)
 {
@@ -71,14 +82,18 @@ static inline void *fr_packed_alloc(size_t n_bytes)
 
 #define FR_T float
 #define FR_NAME(name) fr_##name##_f
+#define FR_PACKED_VL 16             /* FR_T per vector */
 #include "packed_impl.h"
 #undef FR_T
 #undef FR_NAME
+#undef FR_PACKED_VL
 
 #define FR_T double
 #define FR_NAME(name) fr_##name##_d
+#define FR_PACKED_VL 8
 #include "packed_impl.h"
 #undef FR_T
 #undef FR_NAME
+#undef FR_PACKED_VL
 
 #endif
