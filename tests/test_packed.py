@@ -101,6 +101,33 @@ def test_blas_thread_count_is_read_live():
         assert _blas_threads() == 2
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans", [True, False])
+@pytest.mark.parametrize("M,H,packed_expected", [(50, 64, None), (50, 128, None), (8, 128, None), (7, 128, False),
+                                                 (16, 600, False), (400, 200, False)])
+def test_products_once_per_call(dtype, trans, M, H, packed_expected):
+    """gemm_once, the door of the input product (forward, op(W) = W_ih^T) and of dX = dG @ W_ih (backward):
+    at one BLAS thread it takes the packed GEMM for small products (M >= 8, A <= 128 KiB, packed W <= 4 MiB;
+    the backward only past OpenBLAS's small-matrix sizes, M N K > 2^20), else BLAS; both give the product."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    N, K = (4 * H, H) if trans else (H, 4 * H)
+    A, W, C = _operands(dtype, trans, M, N, K)
+    expected = A.astype(np.float64) @ (W.T if trans else W).astype(np.float64) + 0.5 * C.astype(np.float64)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        took_packed = packed._gemm_once_test(trans, A, W, C, 0.5)
+    itemsize = np.dtype(dtype).itemsize
+    rule = (M >= 8 and M * K * itemsize <= 128 << 10 and K * N * itemsize <= 4 << 20
+            and (trans or M * N * K > 1 << 20))
+    assert took_packed == rule
+    if packed_expected is not None:
+        assert took_packed == packed_expected
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+    from fastrnn._kernels.blas import _blas_threads
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if _blas_threads() == 2:
+            assert not packed._gemm_once_test(trans, A, W, C, 0.0), "two BLAS threads: BLAS gemm"
+
+
 def test_shape_mismatch_is_refused():
     A = np.ones((3, 4))
     with pytest.raises(ValueError, match="shapes"):
@@ -114,7 +141,7 @@ LAYERS = [("rnn", {}), ("lstm", {}), ("lstm", {"proj_size": 11}), ("gru", {}), (
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind,extra", LAYERS, ids=lambda v: str(v))
-@pytest.mark.parametrize("B,threads", [(9, None), (3, None), (1, None), (40, 1), (40, 2), (17, 2)])
+@pytest.mark.parametrize("B,threads", [(9, None), (3, None), (1, None), (3, 1), (40, 1), (40, 2), (17, 2)])
 def test_layers_on_packed_path_match_reference(dtype, kind, extra, B, threads):
     """T = 5, H = 37 (partial panels), bidirectional, lengths: inference, the training forward and every
     gradient equal the numpy reference. B = 9 takes the packed steps with the input product fused into
@@ -122,6 +149,22 @@ def test_layers_on_packed_path_match_reference(dtype, kind, extra, B, threads):
     tiles; B = 40 with one BLAS thread
     packed and fused; with two threads (B = 40, 17) the time loop runs as two blocks of rows on two
     threads, each packed (and fused for LSTM)."""
+    _check_layer(dtype, kind, extra, 5, B, 6, 37, threads)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind,extra", LAYERS, ids=lambda v: str(v))
+@pytest.mark.parametrize("H", [80, 150])
+def test_layers_with_packed_products_once_per_call(dtype, kind, extra, H):
+    """T = 50, B = 1, I = H with one BLAS thread: the input product (M = 50) takes the packed GEMM (gemm_once),
+    and so does dX = dG @ W_ih where packed_product admits it (M N K > 2^20, A <= 128 KiB): LSTM at H = 80,
+    RNN and GRU at H = 150, in float32; LSTM (H = 80) and RNN in float64."""
+    _check_layer(dtype, kind, extra, 50, 1, H, H, 1)
+
+
+def _check_layer(dtype, kind, extra, T, B, I, H, threads):
+    """Inference, the training forward and every gradient of a bidirectional layer with lengths equal the
+    numpy reference, at `threads` BLAS threads (None: as set)."""
     import fastrnn as fr
     import reference
     if threads is not None:
@@ -130,7 +173,6 @@ def test_layers_on_packed_path_match_reference(dtype, kind, extra, B, threads):
     else:
         import contextlib
         limits = contextlib.nullcontext()
-    T, I, H = 5, 6, 37
     rng = np.random.default_rng(7)
     cls = {"rnn": fr.RNN, "lstm": fr.LSTM, "gru": fr.GRU}[kind]
     layer = cls(I, H, bidirectional=True, dtype=dtype, seed=3, **extra)

@@ -30,7 +30,7 @@ from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
-from .packed cimport fr_run_parts, gemm_packed, gemm_step, pack_for_steps, row_parts
+from .packed cimport fr_run_parts, gemm_once, gemm_packed, gemm_step, pack_for_steps, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -91,7 +91,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
         Wp_ih = pack_for_steps(T, rows, True, I, H3, W_ih, I)
     if Wp_ih == NULL:
         # (1) G = X @ W_ih^T
-        gemm(False, True, T * B, H3, I, <floating>1, X, I, W_ih, I, <floating>0, G, H3)
+        gemm_once(True, T * B, H3, I, X, I, W_ih, I, <floating>0, G, H3)
     c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, nslots=nslots, na=na, reverse=reverse,
               reset_after=reset_after, lengths=lengths, X=X, W_hh=W_hh, Wp_ih=Wp_ih, Wp_rz=Wp_rz, Wp_n=Wp_n,
               b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs, A=A, Gh=Gh, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
@@ -205,7 +205,7 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     h_prev = Hs + (BH if reverse else 0)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih;  db_ih += dG.sum(0)
     gemm(True, False, H3, I, TB, <floating>1, G, H3, X, I, <floating>1, dW_ih, I)
-    gemm(False, False, TB, I, H3, <floating>1, G, H3, W_ih, I, <floating>1, dX, I)
+    gemm_once(False, TB, I, H3, G, H3, W_ih, I, <floating>1, dX, I)
     add_col_sums(db_ih, G, TB, H3, H3)
     # (2), (3) dW_hh[:2H] += dG[:, :2H]^T @ H_prev;  db_hh[:2H] += dG[:, :2H].sum(0)
     gemm(True, False, 2 * H, H, TB, <floating>1, G, H3, h_prev, H, <floating>1, dW_hh, H)

@@ -27,7 +27,7 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport lstm_bwd, lstm_fwd
-from .packed cimport fr_run_parts, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport fr_run_parts, gemm_once, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -82,7 +82,7 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
                 return -1
             G, ng = G_all, T
         # (1) G = X @ W_ih^T
-        gemm(False, True, T * B, H4, I, <floating>1, X, I, W_ih, I, <floating>0, G, H4)
+        gemm_once(True, T * B, H4, I, X, I, W_ih, I, <floating>0, G, H4)
         Wp_hh = pack_for_steps(T, rows, True, P, H4, W_hh, P)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BP, h0, BP * sizeof(floating))
@@ -207,7 +207,7 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     free(scratch)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
     gemm(True, False, H4, I, TB, <floating>1, G, H4, X, I, <floating>1, dW_ih, I)
-    gemm(False, False, TB, I, H4, <floating>1, G, H4, W_ih, I, <floating>1, dX, I)
+    gemm_once(False, TB, I, H4, G, H4, W_ih, I, <floating>1, dX, I)
     # (2) dW_hh += dG^T @ H_prev
     gemm(True, False, H4, P, TB, <floating>1, G, H4, Hs + (BP if reverse else 0), P, <floating>1, dW_hh, P)
     # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)

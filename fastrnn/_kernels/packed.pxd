@@ -1,6 +1,7 @@
 # The Cython door to packed.h: the packed-weight GEMM for the per-step recurrent products.
 # Layout, blocking and the exact product are described in packed.h.
 from cython cimport floating
+from libc.stdlib cimport free
 
 from .blas cimport blas_threads, gemm
 
@@ -149,5 +150,37 @@ cdef inline void gemm_step(const floating* Wp, bint trans, int M, int N, int K, 
                            const floating* W, int ldw, floating beta, floating* C, int ldc) noexcept nogil:
     if Wp != NULL:
         gemm_packed(M, N, K, A, lda, Wp, beta, C, ldc)
+    else:
+        gemm(False, trans, M, N, K, <floating>1, A, lda, W, ldw, beta, C, ldc)
+
+
+# Whether a product computed once per call, C[M, N] = A[M, K] @ op(W) (the input product (1) before the
+# time loop, dX = dG @ W_ih after it), goes to the packed GEMM rather than BLAS gemm: when BLAS runs one
+# thread, A is small enough to be re-read from L2 for every panel (<= 128 KiB), the packed W is at most
+# 4 MiB, and M >= 8. Measured (bench/small_gemm.py: pack + packed product against BLAS gemm, 1 thread,
+# H = 64-512 with op(W) (H, 4H) or (4H, H)), on OpenBLAS 0.3 (SkylakeX kernels):
+# - forward (op(W) = W^T): 1.3-1.9x at M = 8-32, 1.2x at M = 50, 1.03-1.14x at M = 100-400 (float32);
+#   1.04-1.23x for float64; with bigger A 0.85-1.02x, with a packed W of 8 MiB (float64, H = 512) 0.85x;
+# - backward (op(W) = W): 1.1-1.7x, except where OpenBLAS's small-matrix kernels run (M N K <= 2^20:
+#   0.6-0.9x), so those stay with BLAS.
+cdef inline bint packed_product(bint trans, int M, int N, int K, size_t itemsize) noexcept nogil:
+    if M < 8 or <size_t>M * K * itemsize > (<size_t>128) << 10 or <size_t>K * N * itemsize > (<size_t>4) << 20:
+        return False
+    if not trans and <size_t>M * N * K <= (<size_t>1) << 20:
+        return False
+    return blas_threads() == 1
+
+
+# C[M, N] = A @ op(W) + beta * C for a product computed once per call (trans: W stored (N, K), op(W) =
+# W^T; else W stored (K, N)): W packed and the packed GEMM when packed_product says so (and the packing
+# can be allocated), else BLAS gemm.
+cdef inline void gemm_once(bint trans, int M, int N, int K, const floating* A, int lda, const floating* W,
+                           int ldw, floating beta, floating* C, int ldc) noexcept nogil:
+    cdef floating* Wp = NULL
+    if packed_product(trans, M, N, K, sizeof(floating)):
+        Wp = pack_weights(trans, K, N, W, ldw)
+    if Wp != NULL:
+        gemm_packed(M, N, K, A, lda, Wp, beta, C, ldc)
+        free(Wp)
     else:
         gemm(False, trans, M, N, K, <floating>1, A, lda, W, ldw, beta, C, ldc)

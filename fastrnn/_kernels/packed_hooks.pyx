@@ -4,7 +4,7 @@ from libc.stdlib cimport free
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .blas cimport gemm
-from .packed cimport gemm_packed, gemm_packed_2, pack_weights, pack_weights_2
+from .packed cimport gemm_once, gemm_packed, gemm_packed_2, pack_weights, pack_weights_2, packed_product
 
 
 def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
@@ -40,6 +40,17 @@ def _gemm_packed_2_test(floating[:, ::1] A1, floating[:, ::1] W1, floating[:, ::
     gemm_packed_2(M, N, K1, a1, K1, K2, &A2[0, 0], K2, Wp, beta, &C[0, 0], N)
     free(Wp)
     return True
+
+
+def _gemm_once_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
+    """C = A @ op(W) + beta * C through gemm_once, the door of the products computed once per call; returns
+    True when it took the packed GEMM (packed_product), False for BLAS gemm (test hook)."""
+    cdef int M = C.shape[0], N = C.shape[1], K = A.shape[1]
+    if A.shape[0] != M or (W.shape[1] if trans else W.shape[0]) != K or (W.shape[0] if trans else W.shape[1]) != N:
+        raise ValueError("shapes do not agree")
+    # C = A @ op(W) + beta * C
+    gemm_once(trans, M, N, K, &A[0, 0], A.shape[1], &W[0, 0], W.shape[1], beta, &C[0, 0], N)
+    return packed_product(trans, M, N, K, sizeof(floating))
 
 
 cdef double _now() noexcept nogil:

@@ -23,7 +23,7 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport rnn_bwd, rnn_fwd
-from .packed cimport fr_run_parts, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport fr_run_parts, gemm_once, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -71,7 +71,7 @@ cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
                 return -1
             G, ng = G_all, T
         # (1) G = X @ W_ih^T
-        gemm(False, True, T * B, H, I, <floating>1, X, I, W_ih, I, <floating>0, G, H)
+        gemm_once(True, T * B, H, I, X, I, W_ih, I, <floating>0, G, H)
         Wp_hh = pack_for_steps(T, rows, True, H, H, W_hh, H)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BH, h0, BH * sizeof(floating))
@@ -164,7 +164,7 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
     free(Wp_hh)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
     gemm(True, False, H, I, TB, <floating>1, G, H, X, I, <floating>1, dW_ih, I)
-    gemm(False, False, TB, I, H, <floating>1, G, H, W_ih, I, <floating>1, dX, I)
+    gemm_once(False, TB, I, H, G, H, W_ih, I, <floating>1, dX, I)
     # (2) dW_hh += dG^T @ H_prev, H_prev = the T slots before each step's output
     gemm(True, False, H, H, TB, <floating>1, G, H, Hs + (BH if reverse else 0), H, <floating>1, dW_hh, H)
     # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
