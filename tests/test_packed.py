@@ -104,11 +104,12 @@ def test_blas_thread_count_is_read_live():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans", [True, False])
 @pytest.mark.parametrize("M,H,packed_expected", [(50, 64, None), (50, 128, None), (8, 128, None), (7, 128, False),
-                                                 (16, 600, False), (400, 200, False)])
+                                                 (16, 600, False), (400, 200, None), (3000, 200, False)])
 def test_products_once_per_call(dtype, trans, M, H, packed_expected):
     """gemm_once, the door of the input product (forward, op(W) = W_ih^T) and of dX = dG @ W_ih (backward):
-    at one BLAS thread it takes the packed GEMM for small products (M >= 8, A <= 128 KiB, packed W <= 4 MiB;
-    the backward only past OpenBLAS's small-matrix sizes, M N K > 2^20), else BLAS; both give the product."""
+    at one BLAS thread it takes the packed GEMM for small products (M >= 8, packed W <= 4 MiB; forward
+    A <= 128 KiB; backward A <= 2 MiB and only past OpenBLAS's small-matrix sizes, M N K > 2^20), else BLAS;
+    both give the product."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     N, K = (4 * H, H) if trans else (H, 4 * H)
     A, W, C = _operands(dtype, trans, M, N, K)
@@ -116,8 +117,9 @@ def test_products_once_per_call(dtype, trans, M, H, packed_expected):
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         took_packed = packed._gemm_once_test(trans, A, W, C, 0.5)
     itemsize = np.dtype(dtype).itemsize
-    rule = (M >= 8 and M * K * itemsize <= 128 << 10 and K * N * itemsize <= 4 << 20
-            and (trans or M * N * K > 1 << 20))
+    a_bytes = M * K * itemsize
+    rule = (M >= 8 and K * N * itemsize <= 4 << 20
+            and (a_bytes <= 128 << 10 if trans else a_bytes <= 2 << 20 and M * N * K > 1 << 20))
     assert took_packed == rule
     if packed_expected is not None:
         assert took_packed == packed_expected
@@ -157,8 +159,8 @@ def test_layers_on_packed_path_match_reference(dtype, kind, extra, B, threads):
 @pytest.mark.parametrize("H", [80, 150])
 def test_layers_with_packed_products_once_per_call(dtype, kind, extra, H):
     """T = 50, B = 1, I = H with one BLAS thread: the input product (M = 50) takes the packed GEMM (gemm_once),
-    and so does dX = dG @ W_ih where packed_product admits it (M N K > 2^20, A <= 128 KiB): LSTM at H = 80,
-    RNN and GRU at H = 150, in float32; LSTM (H = 80) and RNN in float64."""
+    and so does dX = dG @ W_ih where packed_product admits it (M N K > 2^20): LSTM at H = 80,
+    RNN and GRU at H = 150."""
     _check_layer(dtype, kind, extra, 50, 1, H, H, 1)
 
 

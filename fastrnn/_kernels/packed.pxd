@@ -156,17 +156,24 @@ cdef inline void gemm_step(const floating* Wp, bint trans, int M, int N, int K, 
 
 # Whether a product computed once per call, C[M, N] = A[M, K] @ op(W) (the input product (1) before the
 # time loop, dX = dG @ W_ih after it), goes to the packed GEMM rather than BLAS gemm: when BLAS runs one
-# thread, A is small enough to be re-read from L2 for every panel (<= 128 KiB), the packed W is at most
-# 4 MiB, and M >= 8. Measured (bench/small_gemm.py: pack + packed product against BLAS gemm, 1 thread,
-# H = 64-512 with op(W) (H, 4H) or (4H, H)), on OpenBLAS 0.3 (SkylakeX kernels):
-# - forward (op(W) = W^T): 1.3-1.9x at M = 8-32, 1.2x at M = 50, 1.03-1.14x at M = 100-400 (float32);
-#   1.04-1.23x for float64; with bigger A 0.85-1.02x, with a packed W of 8 MiB (float64, H = 512) 0.85x;
-# - backward (op(W) = W): 1.1-1.7x, except where OpenBLAS's small-matrix kernels run (M N K <= 2^20:
-#   0.6-0.9x), so those stay with BLAS.
+# thread, M >= 8 and the packed W is at most 4 MiB, and
+# - forward (op(W) = W^T, N = gates*H): A is small enough to be re-read from L2 for every panel of W
+#   (<= 128 KiB);
+# - backward (op(W) = W, N = I): A up to 2 MiB, once past OpenBLAS's small-matrix sizes (M N K > 2^20),
+#   where OpenBLAS's own kernels win.
+# Measured with bench/small_gemm.py (pack + packed product against BLAS gemm, 1 thread, I = H = 64-512)
+# on OpenBLAS 0.3 (SkylakeX kernels), AVX-512:
+# - forward: 1.3-1.9x at M = 8-32, 1.2-1.5x at M = 50, 1.03-1.14x at M = 100-400 (float32), 1.04-1.23x
+#   (float64); with bigger A 0.85-1.02x, with a packed W of 8 MiB (float64, H = 512) 0.85x;
+# - backward: 1.1-1.9x (LSTM's dG, 4H wide) and 1.02-1.8x (RNN's, H wide) up to A = 2 MiB; with A = 3.2-6.4
+#   MiB 1.07-1.14x for LSTM's but 0.95x for RNN's; 0.55-0.9x at M N K <= 2^20.
 cdef inline bint packed_product(bint trans, int M, int N, int K, size_t itemsize) noexcept nogil:
-    if M < 8 or <size_t>M * K * itemsize > (<size_t>128) << 10 or <size_t>K * N * itemsize > (<size_t>4) << 20:
+    cdef size_t a_bytes = <size_t>M * K * itemsize
+    if M < 8 or <size_t>K * N * itemsize > (<size_t>4) << 20:
         return False
-    if not trans and <size_t>M * N * K <= (<size_t>1) << 20:
+    if trans and a_bytes > (<size_t>128) << 10:
+        return False
+    if not trans and (a_bytes > (<size_t>2) << 20 or <size_t>M * N * K <= (<size_t>1) << 20):
         return False
     return blas_threads() == 1
 
