@@ -152,6 +152,13 @@ def sequence_input(x, input_size, dtype, batch_first, copy=False, check_sizes=No
     Accepts (T, I) unbatched input, or (T, B, I) / (B, T, I) with batch_first. ``check_sizes(T, B)``
     runs before anything is copied, so a huge broadcast view is refused without allocating.
     """
+    if (type(x) is np.ndarray and x.ndim == 3 and x.dtype == dtype and not batch_first and not copy
+            and x.flags.c_contiguous and x.shape[2] == input_size and x.shape[0] > 0 and x.shape[1] > 0):
+        # already what the kernels read (the common case): only the sizes are left to check
+        check_buffer("x (T*B x I)", *x.shape)
+        if check_sizes is not None:
+            check_sizes(x.shape[0], x.shape[1])
+        return x, True
     x = as_array(x, "x", None)
     if x.ndim not in (2, 3):
         raise ValueError(f"x must be 2-D (T, I) or 3-D ({'B, T' if batch_first else 'T, B'}, I); "
@@ -209,6 +216,8 @@ def state_input(h, name, shape, dtype, batched):
 
     Unbatched calls take (L*D, H). The message reminds that states stay (L*D, B, H) with batch_first.
     """
+    if type(h) is np.ndarray and batched and h.shape == shape and h.dtype == dtype and h.flags.c_contiguous:
+        return h  # already what the kernels read (the common case)
     h = as_array(h, name, dtype)
     want = shape if batched else (shape[0], shape[2])
     if h.ndim != len(want):

@@ -203,6 +203,31 @@ def test_load_state_dict_invalidates_children_caches():
         bp(np.ones_like(y))
 
 
+@pytest.mark.parametrize("make", [lambda: __import__("fastrnn").LSTMCell(3, 4, seed=0),
+                                  lambda: __import__("fastrnn").GRUCell(3, 4, seed=0),
+                                  lambda: __import__("fastrnn").LSTM(3, 4, num_layers=2, bidirectional=True, seed=0),
+                                  lambda: __import__("fastrnn").RNN(3, 4, seed=0)])
+def test_gathered_layer_computes_with_the_gathered_buffer(make):
+    """Gathering moves a layer's parameters into the container's buffer; the layer (its compiled fast paths
+    included) must then read and write there, not in the buffer it was built with: weights set through the
+    container change its output, and its gradients land in the container's gradient buffer."""
+    layer = make()
+    is_cell = not layer.training_state
+    x = np.random.default_rng(0).standard_normal((1, 3) if is_cell else (5, 1, 3)).astype(np.float32)
+    state = None if not is_cell else ((np.zeros((1, 4), np.float32),) * 2 if "LSTM" in type(layer).__name__
+                                      else np.zeros((1, 4), np.float32))
+    before = np.array(layer(x, state)[0])
+    model = Sequential(layer)
+    np.testing.assert_array_equal(np.array(layer(x, state)[0]), before)  # the values moved along
+    model.param_set.data[...] = 0      # every weight and bias zero, written through the container
+    out = np.array(layer(x, state)[0])
+    np.testing.assert_array_equal(out, np.zeros_like(out))  # tanh(0) * sigmoid(0), (1 - z) * n: all zero
+    model.param_set.data[...] = 0.1
+    y, *_, backprop = layer.begin_update(x, state)  # (out, backprop) for a cell, (y, state_n, backprop) else
+    backprop(tuple(np.ones_like(a) for a in y) if isinstance(y, tuple) else np.ones_like(y))
+    assert np.abs(model.param_set.grad).sum() > 0
+
+
 def test_shared_lock_and_nested_sequential():
     inner = Sequential(Linear(3, 4, dtype=np.float64, seed=0), CumScale(4))
     outer = Sequential(inner, Linear(4, 2, dtype=np.float64, seed=1))

@@ -44,11 +44,19 @@ class _Cell(Layer):
         super().__init__(specs, dtype)
         bound = 1.0 / np.sqrt(self.hidden_size)
         self.param_set.data[...] = np.random.default_rng(seed).uniform(-bound, bound, self.param_set.size)
+        self._views = None   # the parameter views _kernel_weights last read
+
+    def _kernel_weights(self):
+        """(W_ih, W_hh, b_ih, b_hh, None) for kernel_forward, and what the compiled one-step fast path takes
+        (biases as zeros when bias=False). Taken from the parameter views and kept until they are rebound:
+        a container that gathers this cell's parameters into its own buffer (Sequential) rebinds them."""
         p = self.params
-        self._weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None)
-        zero = np.zeros(G, self.dtype)
-        # what the compiled one-step fast path takes: the weights, and biases (zeros when bias=False)
-        self._step_weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih", zero), p.get("bias_hh", zero))
+        if self._views is not p:
+            zero = np.zeros(_GATES[self.mode] * self.hidden_size, self.dtype)
+            self._weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"), None)
+            self._step_weights = (p["weight_ih"], p["weight_hh"], p.get("bias_ih", zero), p.get("bias_hh", zero))
+            self._views = p
+        return self._weights, self._step_weights
 
     def _step(self, x, hx):
         """The compiled fast path for arrays that need no conversion; None means "validate first"."""
@@ -123,7 +131,7 @@ class _Cell(Layer):
                 return out
         X, batched = self._input(x)
         h0, c0 = self._split(hx, X.shape[1], batched)
-        saved = kernel_forward(self, X, None, 0, False, self._weights, None, h0, c0, training=False)
+        saved = kernel_forward(self, X, None, 0, False, self._kernel_weights()[0], None, h0, c0, training=False)
         return self._pack(saved["Hs"][1], saved["Cs"][1] if c0 is not None else None, batched)
 
     def begin_update(self, x, hx=None):
@@ -132,7 +140,8 @@ class _Cell(Layer):
         h0, c0 = self._split(hx, X.shape[1], batched)
         B, H = X.shape[1], self.hidden_size
         snapshot, version = self.param_set.data.copy(), self.param_set.version
-        saved = kernel_forward(self, X, None, 0, False, self._weights, None, h0, c0, training=True)
+        weights = self._kernel_weights()[0]
+        saved = kernel_forward(self, X, None, 0, False, weights, None, h0, c0, training=True)
         out = self._pack(saved["Hs"][1].copy(), saved["Cs"][1].copy() if c0 is not None else None, batched)
         used = [False]
 
@@ -148,7 +157,7 @@ class _Cell(Layer):
             dweights = (self.grads["weight_ih"], self.grads["weight_hh"], self.grads.get("bias_ih"),
                         self.grads.get("bias_hh"), None)
             with self.param_set.lock:
-                kernel_backward(self, X, np.zeros((1, B, H), self.dtype), dX, 0, False, self._weights, dweights,
+                kernel_backward(self, X, np.zeros((1, B, H), self.dtype), dX, 0, False, weights, dweights,
                                 None, saved, dh, dc, dh0, dc0)
             return (dX[0] if batched else dX[0, 0]), self._pack(dh0, dc0, batched)
 
@@ -168,7 +177,7 @@ class RNNCell(_Cell):
         return {"nonlinearity": self.nonlinearity}
 
     def _step(self, x, hx):
-        return _rnn.step(x, hx, *self._step_weights, self.nonlinearity == "relu")
+        return _rnn.step(x, hx, *self._kernel_weights()[1], self.nonlinearity == "relu")
 
 
 class LSTMCell(_Cell):
@@ -178,7 +187,7 @@ class LSTMCell(_Cell):
 
     def _step(self, x, hx):
         if type(hx) is tuple and len(hx) == 2:
-            return _lstm.step(x, hx[0], hx[1], *self._step_weights)
+            return _lstm.step(x, hx[0], hx[1], *self._kernel_weights()[1])
         return None
 
 
@@ -195,4 +204,4 @@ class GRUCell(_Cell):
         return {"reset_after": self.reset_after}
 
     def _step(self, x, hx):
-        return _gru.step(x, hx, *self._step_weights, self.reset_after)
+        return _gru.step(x, hx, *self._kernel_weights()[1], self.reset_after)

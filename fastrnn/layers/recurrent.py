@@ -14,7 +14,7 @@ import numpy as np
 from .._kernels import gru as _gru
 from .._kernels import lstm as _lstm
 from .._kernels import rnn as _rnn
-from .._validation import (check_bool, check_buffer, check_bytes, check_choice, check_dtype, check_float,
+from .._validation import (INT_MAX, check_bool, check_buffer, check_bytes, check_choice, check_dtype, check_float,
                            check_seed, check_size,
                            lengths_input, sequence_input, shape_str, state_input, as_array)
 from .base import Layer
@@ -104,6 +104,12 @@ class _Recurrent(Layer):
         for name, shape in specs:
             check_buffer(name, *shape)
         super().__init__(specs, dtype)
+        self._weights_cache = {}   # see _kernel_weights
+        G = _GATES[self.mode] * self.hidden_size
+        # elements per (time step, batch row) of the widest buffer a call allocates, and of all of them
+        self._widest_row = max(G, self.num_directions * self.h_out, self.input_size)
+        self._row_elements = G + self.num_directions * self.h_out + max(self.input_size,
+                                                                         self.num_directions * self.h_out)
         self._rng = np.random.default_rng(seed)
         self.reset_parameters()
 
@@ -131,11 +137,23 @@ class _Recurrent(Layer):
         self.param_set.data[...] = self._rng.uniform(-bound, bound, self.param_set.size)
         self.param_set.bump()
 
-    def _weights(self, layer, d, params):
-        sfx = self._suffixes()[d]
-        get = params.get
-        return (params[f"weight_ih_l{layer}{sfx}"], params[f"weight_hh_l{layer}{sfx}"],
-                get(f"bias_ih_l{layer}{sfx}"), get(f"bias_hh_l{layer}{sfx}"), get(f"weight_hr_l{layer}{sfx}"))
+    def _kernel_weights(self, views):
+        """[(W_ih, W_hh, b_ih, b_hh, W_hr) of (layer, direction) k = layer * D + d] from ``views``
+        (``self.params`` or ``self.grads``), absent ones None. Kept until the views are rebound: a container
+        that gathers this layer's parameters into its own buffer (Sequential) rebinds them."""
+        entry = self._weights_cache.get(id(views))
+        if entry is None or entry[0] is not views:
+            if len(self._weights_cache) >= 4:   # views rebound since: drop the stale entries
+                self._weights_cache.clear()
+            get = views.get
+            weights = []
+            for layer in range(self.num_layers):
+                for sfx in self._suffixes():
+                    weights.append((views[f"weight_ih_l{layer}{sfx}"], views[f"weight_hh_l{layer}{sfx}"],
+                                    get(f"bias_ih_l{layer}{sfx}"), get(f"bias_hh_l{layer}{sfx}"),
+                                    get(f"weight_hr_l{layer}{sfx}")))
+            entry = self._weights_cache[id(views)] = (views, weights)
+        return entry[1]
 
     def get_config(self):
         cfg = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
@@ -171,6 +189,8 @@ class _Recurrent(Layer):
 
     def _check_sizes(self, T, B):
         """Every buffer of a call must fit the kernels' 32-bit BLAS sizes and this machine's memory."""
+        if T * B * self._widest_row <= INT_MAX and T * B * self._row_elements * self.dtype.itemsize <= 1 << 30:
+            return  # far below both limits (the common case, without building messages)
         G = _GATES[self.mode] * self.hidden_size
         check_buffer("the gate buffer G (T*B x gates*H)", T, B, G)
         check_buffer("the layer output (T*B x D*H_out)", T, B, self.num_directions * self.h_out)
@@ -213,12 +233,12 @@ class _Recurrent(Layer):
         X, batched, lens, h0, c0 = self._prepare(x, h0, lengths, training=False)
         T, B = X.shape[0], X.shape[1]
         h_n, c_n = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
-        params = self.params
+        weights = self._kernel_weights(self.params)
         for layer in range(self.num_layers):
             Y = np.empty((T, B, self.num_directions * self.h_out), self.dtype)
             for d in range(self.num_directions):
                 k = layer * self.num_directions + d
-                state = kernel_forward(self, X, Y, d * self.h_out, d == 1, self._weights(layer, d, params), lens,
+                state = kernel_forward(self, X, Y, d * self.h_out, d == 1, weights[k], lens,
                                        h0[k], c0[k] if c0 is not None else None, training=False)
                 h_n[k] = state["Hs"][0 if d else T % 2]
                 if c_n is not None:
@@ -238,7 +258,7 @@ class _Recurrent(Layer):
         T, B = X.shape[0], X.shape[1]
         D, L = self.num_directions, self.num_layers
         h_n, c_n = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
-        params = self.params
+        weights = self._kernel_weights(self.params)
         snapshot = self.param_set.data.copy()
         version = self.param_set.version
         inputs, saved, masks = [], [], []
@@ -247,7 +267,7 @@ class _Recurrent(Layer):
             inputs.append(X)
             for d in range(D):
                 k = layer * D + d
-                s = kernel_forward(self, X, Y, d * self.h_out, d == 1, self._weights(layer, d, params), lens,
+                s = kernel_forward(self, X, Y, d * self.h_out, d == 1, weights[k], lens,
                                    h0[k], c0[k] if c0 is not None else None, training=True)
                 h_n[k] = s["Hs"][0 if d else T]
                 if c_n is not None:
@@ -274,15 +294,15 @@ class _Recurrent(Layer):
             dh_n, dc_n = self._parse_dstate(dstate_n, B, batched)
             used[0] = True
             dh0, dc0 = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
-            grads = self.grads
+            dweights = self._kernel_weights(self.grads)
             with self.param_set.lock:
                 for layer in reversed(range(L)):
                     Xl = inputs[layer]
                     dX = np.zeros_like(Xl)
                     for d in range(D):
                         k = layer * D + d
-                        kernel_backward(self, Xl, dY, dX, d * self.h_out, d == 1, self._weights(layer, d, params),
-                                        self._weights(layer, d, grads), lens, saved[k], dh_n[k],
+                        kernel_backward(self, Xl, dY, dX, d * self.h_out, d == 1, weights[k], dweights[k], lens,
+                                        saved[k], dh_n[k],
                                         dc_n[k] if dc_n is not None else None, dh0[k],
                                         dc0[k] if dc0 is not None else None)
                     if layer > 0 and masks[layer - 1] is not None:
