@@ -34,6 +34,41 @@ def test_matches_numpy(dtype, trans, M, N, K, beta):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans", [True, False])
+@pytest.mark.parametrize("M,N,K", [(1100, 33, 70), (2000, 40, 300)])
+def test_large_a_in_row_blocks_matches_numpy(dtype, trans, M, N, K):
+    """A larger than W and than FR_PACKED_A_BYTES: the rows run in blocks (packed_mc), the last one partial."""
+    A, W, C = _operands(dtype, trans, M, N, K)
+    expected = A.astype(np.float64) @ (W.T if trans else W).astype(np.float64) + C.astype(np.float64)
+    packed._gemm_packed_test(trans, A, W, C, 1.0)
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 33, 5), (9, 31, 255), (64, 40, 256), (300, 65, 257),
+                                   (520, 128, 1000), (3, 300, 600)])
+@pytest.mark.parametrize("beta", [0.0, 1.0, -0.5])
+def test_transposed_a_matches_numpy(dtype, M, N, K, beta):
+    """C = A.T @ B + beta * C, A stored (K, M): the weight gradients dW += dG^T @ X. K in chunks of 256 (one,
+    several, a partial last one), rows in blocks when A's chunk is large (M = 520), partial tiles and panels."""
+    rng = np.random.default_rng(M * 13 + N * 7 + K)
+    A, B = rng.standard_normal((K, M)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    C = rng.standard_normal((M, N)).astype(dtype)
+    expected = A.astype(np.float64).T @ B.astype(np.float64) + beta * C.astype(np.float64)
+    packed._gemm_packed_at_test(A, B, C, beta)
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_transposed_a_beta_zero_ignores_garbage_in_c(dtype):
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((300, 20)).astype(dtype), rng.standard_normal((300, 40)).astype(dtype)
+    C = np.full((20, 40), np.nan, dtype)
+    packed._gemm_packed_at_test(A, B, C, 0.0)
+    np.testing.assert_allclose(C, A.T @ B, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(300))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans", [True, False])
 def test_beta_zero_ignores_garbage_in_c(dtype, trans):
     A, W, _ = _operands(dtype, trans, 5, 37, 6)
     C = np.full((5, 37), np.nan, dtype)
@@ -130,6 +165,29 @@ def test_products_once_per_call(dtype, trans, M, H, packed_expected):
             assert not packed._gemm_once_test(trans, A, W, C, 0.0), "two BLAS threads: BLAS gemm"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K,packed_expected", [(512, 128, 300, None), (64, 40, 256, True), (64, 40, 255, False),
+                                                   (1024, 256, 400, False)])
+def test_weight_gradients_once_per_call(dtype, M, N, K, packed_expected):
+    """gemm_once_at, the door of dW += dG^T @ X: at one BLAS thread gemm_packed_at when K >= 256 and dW is at
+    most 256 KiB, else BLAS; at two BLAS threads BLAS; both give the product."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastrnn._kernels.blas import _blas_threads
+    rng = np.random.default_rng(M + N + K)
+    A, B = rng.standard_normal((K, M)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    C = rng.standard_normal((M, N)).astype(dtype)
+    expected = A.astype(np.float64).T @ B.astype(np.float64) + C.astype(np.float64)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        took_packed = packed._gemm_once_at_test(A, B, C, 1.0)
+    assert took_packed == (K >= 256 and M * N * np.dtype(dtype).itemsize <= 256 << 10)
+    if packed_expected is not None:
+        assert took_packed == packed_expected
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if _blas_threads() == 2:
+            assert not packed._gemm_once_at_test(A, B, C, 0.0), "two BLAS threads: BLAS gemm"
+
+
 def test_shape_mismatch_is_refused():
     A = np.ones((3, 4))
     with pytest.raises(ValueError, match="shapes"):
@@ -156,12 +214,13 @@ def test_layers_on_packed_path_match_reference(dtype, kind, extra, B, threads):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind,extra", LAYERS, ids=lambda v: str(v))
-@pytest.mark.parametrize("H", [80, 150])
-def test_layers_with_packed_products_once_per_call(dtype, kind, extra, H):
-    """T = 50, B = 1, I = H with one BLAS thread: the input product (M = 50) takes the packed GEMM (gemm_once),
-    and so does dX = dG @ W_ih where packed_product admits it (M N K > 2^20): LSTM at H = 80,
-    RNN and GRU at H = 150."""
-    _check_layer(dtype, kind, extra, 50, 1, H, H, 1)
+@pytest.mark.parametrize("B,H", [(1, 80), (1, 150), (6, 40)])
+def test_layers_with_packed_products_once_per_call(dtype, kind, extra, B, H):
+    """T = 50, I = H with one BLAS thread: at B = 1 the input product (M = 50) takes the packed GEMM (gemm_once),
+    and so does dX = dG @ W_ih where packed_product admits it (M N K > 2^20): LSTM at H = 80, RNN and GRU at
+    H = 150. At B = 6 the weight gradients dW += dG^T @ X sum K = T B = 300 rows: gemm_once_at takes
+    gemm_packed_at (K >= 256, dW <= 256 KiB), two K chunks."""
+    _check_layer(dtype, kind, extra, 50, B, H, H, 1)
 
 
 def _check_layer(dtype, kind, extra, T, B, I, H, threads):
@@ -185,7 +244,7 @@ def _check_layer(dtype, kind, extra, T, B, I, H, threads):
         y_infer, _ = layer(x, None, lengths=lengths)
         y, state_n, backprop = layer.begin_update(x, None, lengths=lengths)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        layer.zero_grad()
+        layer.param_set.grad[...] = 0.5   # gradients are added into what is there
         dx, _ = backprop(dy)
     params = {n: np.asarray(p, np.float64) for n, p in layer.params.items()}
     y_ref, _ = reference.forward(kind, params, x.astype(np.float64), lengths=lengths, bidirectional=True,
@@ -197,4 +256,4 @@ def _check_layer(dtype, kind, extra, T, B, I, H, threads):
     np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
     np.testing.assert_allclose(dx, dx_ref, rtol=tol, atol=tol)
     for n, g in dparams.items():
-        np.testing.assert_allclose(layer.grads[n], g, rtol=tol, atol=tol, err_msg=n)
+        np.testing.assert_allclose(layer.grads[n] - 0.5, g, rtol=tol, atol=tol, err_msg=n)

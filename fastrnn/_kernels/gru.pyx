@@ -27,10 +27,9 @@ from libc.string cimport memcpy
 from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
-from .blas cimport gemm
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
-from .packed cimport fr_run_parts, gemm_once, gemm_packed, gemm_step, pack_for_steps, row_parts
+from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_step, pack_for_steps, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -204,19 +203,19 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     free(Wp_n)
     h_prev = Hs + (BH if reverse else 0)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih;  db_ih += dG.sum(0)
-    gemm(True, False, H3, I, TB, <floating>1, G, H3, X, I, <floating>1, dW_ih, I)
+    gemm_once_at(H3, I, TB, G, H3, X, I, <floating>1, dW_ih, I)
     gemm_once(False, TB, I, H3, G, H3, W_ih, I, <floating>1, dX, I)
     add_col_sums(db_ih, G, TB, H3, H3)
     # (2), (3) dW_hh[:2H] += dG[:, :2H]^T @ H_prev;  db_hh[:2H] += dG[:, :2H].sum(0)
-    gemm(True, False, 2 * H, H, TB, <floating>1, G, H3, h_prev, H, <floating>1, dW_hh, H)
+    gemm_once_at(2 * H, H, TB, G, H3, h_prev, H, <floating>1, dW_hh, H)
     add_col_sums(db_hh, G, TB, 2 * H, H3)
     if reset_after:
         # (4a) dW_hn += dA^T @ H_prev;  db_hn += dA.sum(0)
-        gemm(True, False, H, H, TB, <floating>1, A, H, h_prev, H, <floating>1, dW_hh + 2 * H * H, H)
+        gemm_once_at(H, H, TB, A, H, h_prev, H, <floating>1, dW_hh + 2 * H * H, H)
         add_col_sums(db_hh + 2 * H if db_hh != NULL else NULL, A, TB, H, H)
     else:
         # (5b) dW_hn += dG[:, 2H:]^T @ RH;  db_hn += dG[:, 2H:].sum(0)
-        gemm(True, False, H, H, TB, <floating>1, G + 2 * H, H3, A, H, <floating>1, dW_hh + 2 * H * H, H)
+        gemm_once_at(H, H, TB, G + 2 * H, H3, A, H, <floating>1, dW_hh + 2 * H * H, H)
         add_col_sums(db_hh + 2 * H if db_hh != NULL else NULL, G + 2 * H, TB, H, H3)
     return 0
 

@@ -25,9 +25,8 @@ from libc.string cimport memcpy
 from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr, step_rows
-from .blas cimport gemm
 from .gates cimport lstm_bwd, lstm_fwd
-from .packed cimport fr_run_parts, gemm_once, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -203,13 +202,13 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     free(Wp_hr)
     if proj:
         # (6) dW_hr += dH^T @ R
-        gemm(True, False, P, H, TB, <floating>1, scratch + 3 * BP + 3 * BH, P, R, H, <floating>1, dW_hr, H)
+        gemm_once_at(P, H, TB, scratch + 3 * BP + 3 * BH, P, R, H, <floating>1, dW_hr, H)
     free(scratch)
     # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
-    gemm(True, False, H4, I, TB, <floating>1, G, H4, X, I, <floating>1, dW_ih, I)
+    gemm_once_at(H4, I, TB, G, H4, X, I, <floating>1, dW_ih, I)
     gemm_once(False, TB, I, H4, G, H4, W_ih, I, <floating>1, dX, I)
     # (2) dW_hh += dG^T @ H_prev
-    gemm(True, False, H4, P, TB, <floating>1, G, H4, Hs + (BP if reverse else 0), P, <floating>1, dW_hh, P)
+    gemm_once_at(H4, P, TB, G, H4, Hs + (BP if reverse else 0), P, <floating>1, dW_hh, P)
     # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
     add_col_sums(db_ih, G, TB, H4, H4)
     add_col_sums(db_hh, G, TB, H4, H4)

@@ -46,6 +46,8 @@
 #define FR_PACKED_BYTES 64          /* bytes in one vector V */
 #define FR_PACKED_KC 4096           /* K chunk: measured, smaller chunks were slower up to K = 4096 */
 #define FR_PACKED_MR_MAX 8
+#define FR_PACKED_KC_AT 256         /* K chunk of the transposed-A product (weight gradients) */
+#define FR_PACKED_A_BYTES (256 << 10) /* A's block for one K chunk stays within this (packed_mc) */
 
 /* The packers transpose whole 64-byte blocks with two-operand vector shuffles where the compiler has
  * them (GCC >= 12, clang); elsewhere they copy element by element. */

@@ -21,6 +21,10 @@ cdef extern from "packed.h" nogil:
                           const float* Wp, float* C, int ldc, float beta)
     void fr_gemm_packed_d(int M, int N, int K1, const double* A1, int lda1, int K2, const double* A2, int lda2,
                           const double* Wp, double* C, int ldc, double beta)
+    int fr_gemm_packed_at_f(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
+                            int ldc, float beta)
+    int fr_gemm_packed_at_d(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C,
+                            int ldc, double beta)
 
 
 # A packed copy of op(W) (K x N) in fresh 64-byte aligned memory (free it with free), or NULL when
@@ -51,6 +55,16 @@ cdef inline void gemm_packed(int M, int N, int K, const floating* A, int lda, co
         fr_gemm_packed_f(M, N, K, A, lda, 0, A, lda, Wp, C, ldc, beta)
     else:
         fr_gemm_packed_d(M, N, K, A, lda, 0, A, lda, Wp, C, ldc, beta)
+
+
+# C[M, N] = A^T @ B + beta * C for A stored (K, M), B stored (K, N), row-major (beta = 0: C not read);
+# returns -1, C untouched, when the kernel's scratch cannot be allocated
+cdef inline int gemm_packed_at(int M, int N, int K, const floating* A, int lda, const floating* B, int ldb,
+                               floating beta, floating* C, int ldc) noexcept nogil:
+    if floating is float:
+        return fr_gemm_packed_at_f(M, N, K, A, lda, B, ldb, C, ldc, beta)
+    else:
+        return fr_gemm_packed_at_d(M, N, K, A, lda, B, ldb, C, ldc, beta)
 
 
 # The packed op([W1 W2]) = [W1^T; W2^T] ((K1 + K2) x N) for W1 stored (N, K1), W2 stored (N, K2), in
@@ -191,3 +205,25 @@ cdef inline void gemm_once(bint trans, int M, int N, int K, const floating* A, i
         free(Wp)
     else:
         gemm(False, trans, M, N, K, <floating>1, A, lda, W, ldw, beta, C, ldc)
+
+
+# Whether a weight gradient C[M, N] += A^T @ B (A = dG stored (K, M), B = X or H_prev stored (K, N), K the
+# T*B rows of a call) goes to gemm_packed_at rather than BLAS gemm: when BLAS runs one thread, K >= 256
+# and C is at most 256 KiB. Measured (bench/small_gemm.py, the weight-gradient rows; 1 thread, AVX-512,
+# OpenBLAS 0.3 SkylakeX kernels, M = g H for g = 1, 4 gates, N = H, K = 50-6400): float32 1.12-1.77x with C
+# <= 256 KiB (H <= 128 at 4 gates, H <= 256 at one), 0.92-1.11x for C of 1-4 MiB; float64 1.03-1.41x
+# with C <= 256 KiB, 0.75-1.07x above; at K = 50 0.93-1.11x.
+cdef inline bint packed_at_product(int M, int N, int K, size_t itemsize) noexcept nogil:
+    if K < 256 or <size_t>M * N * itemsize > (<size_t>256) << 10:
+        return False
+    return blas_threads() == 1
+
+
+# C[M, N] = A^T @ B + beta * C for a weight gradient (A stored (K, M), B stored (K, N)): gemm_packed_at
+# when packed_at_product says so (and its scratch can be allocated), else BLAS gemm.
+cdef inline void gemm_once_at(int M, int N, int K, const floating* A, int lda, const floating* B, int ldb,
+                              floating beta, floating* C, int ldc) noexcept nogil:
+    if packed_at_product(M, N, K, sizeof(floating)):
+        if gemm_packed_at(M, N, K, A, lda, B, ldb, beta, C, ldc) == 0:
+            return
+    gemm(True, False, M, N, K, <floating>1, A, lda, B, ldb, beta, C, ldc)

@@ -4,7 +4,8 @@ from libc.stdlib cimport free
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .blas cimport gemm
-from .packed cimport gemm_once, gemm_packed, gemm_packed_2, pack_weights, pack_weights_2, packed_product
+from .packed cimport (gemm_once, gemm_once_at, gemm_packed, gemm_packed_2, gemm_packed_at, pack_weights,
+                      pack_weights_2, packed_at_product, packed_product)
 
 
 def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
@@ -19,6 +20,16 @@ def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floati
     # C = A @ op(W) + beta * C
     gemm_packed(M, N, K, &A[0, 0], A.shape[1], Wp, beta, &C[0, 0], N)
     free(Wp)
+
+
+def _gemm_packed_at_test(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C, floating beta):
+    """C = A.T @ B + beta * C through gemm_packed_at, B read in place (test hook)."""
+    cdef int M = C.shape[0], N = C.shape[1], K = A.shape[0]
+    if A.shape[1] != M or B.shape[0] != K or B.shape[1] != N:
+        raise ValueError("shapes do not agree")
+    # C = A^T @ B + beta * C
+    if gemm_packed_at(M, N, K, &A[0, 0], M, &B[0, 0], N, beta, &C[0, 0], N) != 0:
+        raise MemoryError("cannot allocate the kernel's scratch")
 
 
 def _gemm_packed_2_test(floating[:, ::1] A1, floating[:, ::1] W1, floating[:, ::1] A2, floating[:, ::1] W2,
@@ -51,6 +62,17 @@ def _gemm_once_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating
     # C = A @ op(W) + beta * C
     gemm_once(trans, M, N, K, &A[0, 0], A.shape[1], &W[0, 0], W.shape[1], beta, &C[0, 0], N)
     return packed_product(trans, M, N, K, sizeof(floating))
+
+
+def _gemm_once_at_test(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C, floating beta):
+    """C = A.T @ B + beta * C through gemm_once_at, the door of the weight gradients; returns True when it took
+    gemm_packed_at (packed_at_product), False for BLAS gemm (test hook)."""
+    cdef int M = C.shape[0], N = C.shape[1], K = A.shape[0]
+    if A.shape[1] != M or B.shape[0] != K or B.shape[1] != N:
+        raise ValueError("shapes do not agree")
+    # C = A^T @ B + beta * C
+    gemm_once_at(M, N, K, &A[0, 0], M, &B[0, 0], N, beta, &C[0, 0], N)
+    return packed_at_product(M, N, K, sizeof(floating))
 
 
 cdef double _now() noexcept nogil:
@@ -86,3 +108,24 @@ def _time_steps(bint trans, bint packed, floating[:, ::1] A, floating[:, ::1] W,
     if packed and Wp == NULL:
         raise MemoryError("cannot allocate the packed weights")
     return t1 - t0, t2 - t1
+
+
+def _time_at(bint packed, floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C):
+    """Seconds for one C += A^T @ B without the GIL (A stored (K, M), B (K, N)), by gemm_packed_at or by BLAS
+    gemm: the weight-gradient product in isolation (benchmark hook)."""
+    cdef int M = C.shape[0], N = C.shape[1], K = A.shape[0], status = 0
+    cdef double t0
+    if A.shape[1] != M or B.shape[0] != K or B.shape[1] != N:
+        raise ValueError("shapes do not agree")
+    with nogil:
+        t0 = _now()
+        if packed:
+            # C += A^T @ B
+            status = gemm_packed_at(M, N, K, &A[0, 0], M, &B[0, 0], N, <floating>1, &C[0, 0], N)
+        else:
+            # C += A^T @ B
+            gemm(True, False, M, N, K, <floating>1, &A[0, 0], M, &B[0, 0], N, <floating>1, &C[0, 0], N)
+        t0 = _now() - t0
+    if status != 0:
+        raise MemoryError("cannot allocate the kernel's scratch")
+    return t0

@@ -148,13 +148,16 @@ static void FR_NAME(pack_b)(int K, int N, const FR_T *W, int ldw, FR_T *Wp)
 }
 
 /* C[mr, :nc] = [A1 A2][mr, :k1 + k2] @ P + beta * C  for one panel piece P ((k1 + k2) x NR): the rows
- * of P past k1 multiply A2 (k2 = 0: A2 unused); mr a constant after inlining.
+ * of P past k1 multiply A2 (k2 = 0: A2 unused); mr a constant after inlining. A1[i, k] is at
+ * A1 + i ai1 + k ak1 (row-major: ai1 = lda, ak1 = 1; a transposed operand: ai1 = 1, ak1 = lda), A2[i, k] at
+ * A2 + i lda2 + k. Row k of P is at Wp + k ldp (packed: ldp = NR; a row-major operand read in place: its
+ * leading dimension).
  * Each accumulator is a chain of dependent fused multiply-adds; with few rows (mr < 3) there are too
  * few chains to keep the FMA units busy, so those tiles split k into U = 2 interleaved partial sums
  * (measured: 1.0-1.35x per step at one row, 1.27x at two; four sums were slower at one row). */
 static inline __attribute__((always_inline)) void FR_NAME(packed_tile)(
-    const int mr, int k1, const FR_T *restrict A1, int lda1, int k2, const FR_T *restrict A2, int lda2,
-    const FR_T *restrict Wp, FR_T *restrict C, int ldc, FR_T beta, int nc)
+    const int mr, int k1, const FR_T *restrict A1, int ai1, int ak1, int k2, const FR_T *restrict A2, int lda2,
+    const FR_T *restrict Wp, int ldp, FR_T *restrict C, int ldc, FR_T beta, int nc)
 {
     typedef FR_NAME(pvec) V;
     enum { VL = FR_PACKED_BYTES / sizeof(FR_T), UMAX = 2 };
@@ -162,7 +165,7 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_tile)(
     V acc0[UMAX][FR_PACKED_MR_MAX], acc1[UMAX][FR_PACKED_MR_MAX], w0, w1;
     const FR_T *a[FR_PACKED_MR_MAX];
     FR_T x, *c, tmp[2 * VL];
-    int i, j, k, u, part, kc;
+    int i, j, k, u, part, kc, ak;
     for (u = 0; u < U; u++)
         for (i = 0; i < mr; i++) {
             acc0[u][i] = (V){0};
@@ -170,29 +173,31 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_tile)(
         }
     for (part = 0; part < 2; part++) {
         kc = part == 0 ? k1 : k2;
+        ak = part == 0 ? ak1 : 1;
         for (i = 0; i < mr; i++)
-            a[i] = part == 0 ? A1 + (ptrdiff_t)i * lda1 : A2 + (ptrdiff_t)i * lda2;
+            a[i] = part == 0 ? A1 + (ptrdiff_t)i * ai1 : A2 + (ptrdiff_t)i * lda2;
         for (k = 0; k + U <= kc; k += U) {
             /* acc[u][i] += A[i, k + u] * P[k + u, :] */
             for (u = 0; u < U; u++) {
                 w0 = *(const V *)Wp;
                 w1 = *(const V *)(Wp + VL);
-                Wp += 2 * VL;
+                Wp += ldp;
                 for (i = 0; i < mr; i++) {
-                    x = a[i][u];
+                    x = a[i][(ptrdiff_t)u * ak];
                     acc0[u][i] += x * w0;
                     acc1[u][i] += x * w1;
                 }
             }
             for (i = 0; i < mr; i++)
-                a[i] += U;
+                a[i] += (ptrdiff_t)U * ak;
         }
         for (; k < kc; k++) {
             w0 = *(const V *)Wp;
             w1 = *(const V *)(Wp + VL);
-            Wp += 2 * VL;
+            Wp += ldp;
             for (i = 0; i < mr; i++) {
-                x = *a[i]++;
+                x = *a[i];
+                a[i] += ak;
                 acc0[0][i] += x * w0;
                 acc1[0][i] += x * w1;
             }
@@ -231,6 +236,45 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_tile)(
     }
 }
 
+/* The row tiles of C[m0:m1, n0:n0 + nc] for one panel piece at wp: ai, ak and ldp as in packed_tile. */
+static inline __attribute__((always_inline)) void FR_NAME(packed_rows)(
+    int m0, int m1, int MR, int kc, const FR_T *A1, int ai1, int ak1, int k2, const FR_T *A2, int lda2,
+    const FR_T *wp, int ldp, FR_T *c0, int ldc, FR_T b, int nc)
+{
+    const FR_T *a1, *a2;
+    FR_T *c;
+    int i0, m;
+    for (i0 = m0; i0 < m1; i0 += m) {
+        m = m1 - i0 < MR ? m1 - i0 : MR;
+        a1 = A1 + (ptrdiff_t)i0 * ai1;
+        a2 = A2 + (ptrdiff_t)i0 * lda2;
+        c = c0 + (ptrdiff_t)i0 * ldc;
+        switch (m) {
+        case 8: FR_NAME(packed_tile)(8, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        case 7: FR_NAME(packed_tile)(7, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        case 6: FR_NAME(packed_tile)(6, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        case 5: FR_NAME(packed_tile)(5, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        case 4: FR_NAME(packed_tile)(4, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        case 3: FR_NAME(packed_tile)(3, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        case 2: FR_NAME(packed_tile)(2, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        default: FR_NAME(packed_tile)(1, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+        }
+    }
+}
+
+/* Rows of A per block: all M, unless A's part for one K chunk (M x kc) outgrows FR_PACKED_A_BYTES and the
+ * packed W's part (N x kc) too. Within a block the panels run outer and the row tiles inner, so A's block
+ * is re-read from L2 once per panel; without blocks a large A (an input product over T*B rows) would be
+ * re-read from L3 or memory. The per-step products (B rows, large W) stay one block. */
+static inline int FR_NAME(packed_mc)(int M, int N, int kc, int MR)
+{
+    size_t row = (size_t)kc * sizeof(FR_T), mc;
+    if ((size_t)M * row <= FR_PACKED_A_BYTES || M <= N)
+        return M;
+    mc = FR_PACKED_A_BYTES / row;
+    return mc < (size_t)MR ? MR : (int)(mc - mc % MR);
+}
+
 /* C[M, N] = [A1 A2][M, K1 + K2] @ op(W) + beta * C, op(W) ((K1 + K2) x N) packed in Wp by pack_bt or
  * pack_b (row-major; lda*, ldc leading dimensions). beta = 0 does not read C. K2 = 0: the plain product
  * A1 @ op(W), cut into K chunks of FR_PACKED_KC; K2 > 0 needs K1 + K2 <= FR_PACKED_KC (one chunk). */
@@ -241,9 +285,8 @@ FR_PACKED_CLONES static void FR_NAME(gemm_packed)(int M, int N, int K1, const FR
     const int NR = 2 * (FR_PACKED_BYTES / (int)sizeof(FR_T));
     const int MR = fr_packed_mr();
     const int K = K1 + K2;
-    const FR_T *a1, *a2, *wp;
     FR_T *c, b;
-    int k0, kc, k2, n0, nc, i0, m, j;
+    int k0, kc, k2, n0, nc, m0, mc, i0, j;
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0) {
@@ -259,25 +302,67 @@ FR_PACKED_CLONES static void FR_NAME(gemm_packed)(int M, int N, int K1, const FR
         kc = K1 - k0 < FR_PACKED_KC ? K1 - k0 : FR_PACKED_KC;
         k2 = K2 > 0 && k0 == 0 ? K2 : 0;
         b = k0 == 0 ? beta : (FR_T)1;
-        for (n0 = 0; n0 < N; n0 += NR) {
-            nc = N - n0 < NR ? N - n0 : NR;
-            wp = Wp + (ptrdiff_t)n0 * K + (ptrdiff_t)k0 * NR;      /* panel n0 / NR, row k0 */
-            for (i0 = 0; i0 < M; i0 += m) {
-                m = M - i0 < MR ? M - i0 : MR;
-                a1 = A1 + (ptrdiff_t)i0 * lda1 + k0;
-                a2 = A2 + (ptrdiff_t)i0 * lda2;
-                c = C + (ptrdiff_t)i0 * ldc + n0;
-                switch (m) {
-                case 8: FR_NAME(packed_tile)(8, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                case 7: FR_NAME(packed_tile)(7, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                case 6: FR_NAME(packed_tile)(6, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                case 5: FR_NAME(packed_tile)(5, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                case 4: FR_NAME(packed_tile)(4, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                case 3: FR_NAME(packed_tile)(3, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                case 2: FR_NAME(packed_tile)(2, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                default: FR_NAME(packed_tile)(1, kc, a1, lda1, k2, a2, lda2, wp, c, ldc, b, nc); break;
-                }
+        mc = FR_NAME(packed_mc)(M, N, kc + k2, MR);
+        for (m0 = 0; m0 < M; m0 += mc)
+            for (n0 = 0; n0 < N; n0 += NR) {
+                nc = N - n0 < NR ? N - n0 : NR;
+                /* panel n0 / NR, row k0 */
+                FR_NAME(packed_rows)(m0, M - m0 < mc ? M : m0 + mc, MR, kc, A1 + k0, lda1, 1, k2, A2, lda2,
+                                     Wp + (ptrdiff_t)n0 * K + (ptrdiff_t)k0 * NR, NR, C + n0, ldc, b, nc);
             }
-        }
     }
+}
+
+/* C[M, N] = A^T @ B + beta * C for A stored (K, M) and B stored (K, N) (leading dimensions lda, ldb): the
+ * weight gradients dW += dG^T @ X, summed over the T*B rows of a call (K). The panels of B are read in
+ * place (row k of panel p is B[k, p NR : p NR + NR], NR contiguous values), so nothing the size of B is
+ * copied; only a last panel narrower than NR is copied, zero-padded, into scratch. The K rows are taken in
+ * chunks of FR_PACKED_KC_AT, so that a block of A (rows of A^T) and a panel piece stay in cache while they
+ * are reused; chunks after the first add into C. beta = 0 does not read C. Returns -1, C untouched, when
+ * the scratch cannot be allocated. */
+FR_PACKED_CLONES static int FR_NAME(gemm_packed_at)(int M, int N, int K, const FR_T *A, int lda, const FR_T *B,
+                                                    int ldb, FR_T *C, int ldc, FR_T beta)
+{
+    const int NR = 2 * (FR_PACKED_BYTES / (int)sizeof(FR_T));
+    const int MR = fr_packed_mr();
+    const int n_full = N - N % NR;      /* columns in full panels */
+    FR_T *c, b, *tail = NULL;
+    int k0, kc, n0, nc, m0, mc, i0, j, k;
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (K <= 0) {
+        for (i0 = 0; i0 < M; i0++) {
+            c = C + (ptrdiff_t)i0 * ldc;
+            for (j = 0; j < N; j++)
+                c[j] = beta == (FR_T)0 ? (FR_T)0 : beta * c[j];
+        }
+        return 0;
+    }
+    if (n_full < N) {
+        /* tail[k, :] = B[k, n_full:N], zero-padded to NR */
+        tail = (FR_T *)fr_packed_alloc((size_t)K * NR * sizeof(FR_T));
+        if (tail == NULL)
+            return -1;
+        for (k = 0; k < K; k++)
+            for (j = 0; j < NR; j++)
+                tail[(ptrdiff_t)k * NR + j] = n_full + j < N ? B[(ptrdiff_t)k * ldb + n_full + j] : (FR_T)0;
+    }
+    for (k0 = 0; k0 < K; k0 += FR_PACKED_KC_AT) {
+        kc = K - k0 < FR_PACKED_KC_AT ? K - k0 : FR_PACKED_KC_AT;
+        b = k0 == 0 ? beta : (FR_T)1;
+        mc = FR_NAME(packed_mc)(M, N, kc, MR);
+        for (m0 = 0; m0 < M; m0 += mc)
+            for (n0 = 0; n0 < N; n0 += NR) {
+                nc = N - n0 < NR ? N - n0 : NR;
+                /* A^T[i, k0 + k] = A[k0 + k, i]: row tiles start at column i of A's rows, k steps lda apart */
+                if (n0 < n_full)
+                    FR_NAME(packed_rows)(m0, M - m0 < mc ? M : m0 + mc, MR, kc, A + (ptrdiff_t)k0 * lda, 1, lda, 0,
+                                         A, 0, B + (ptrdiff_t)k0 * ldb + n0, ldb, C + n0, ldc, b, nc);
+                else
+                    FR_NAME(packed_rows)(m0, M - m0 < mc ? M : m0 + mc, MR, kc, A + (ptrdiff_t)k0 * lda, 1, lda, 0,
+                                         A, 0, tail + (ptrdiff_t)k0 * NR, NR, C + n0, ldc, b, nc);
+            }
+    }
+    free(tail);
+    return 0;
 }
