@@ -14,7 +14,7 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("FASTRNN_CYTHON_DEBUG", "0") == "1"
 
-KERNELS = ["blas", "rnn", "lstm", "gru", "optim", "packed_hooks"]
+KERNELS = ["blas", "rnn", "lstm", "gru", "optim", "packed_hooks", "fingerprint"]
 
 directives = {
     "language_level": 3,

@@ -10,7 +10,8 @@ A container (``Sequential``) gathers the sets of its children into one bigger bu
 kept. Views handed out before that call go stale, so containers gather at construction time.
 
 ``version`` counts the changes made through fastrnn's own mutators (optimizer steps,
-``load_state_dict``); training caches record it to refuse a backward pass against changed weights.
+``load_state_dict``). A training cache records ``stamp()`` (that count and a fingerprint of the values,
+which also sees writes through the views) and refuses a backward pass when ``changed_since(stamp)``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import threading
 from math import prod
 
 import numpy as np
+
+from ._kernels.fingerprint import fingerprint
 
 
 class ParamSet:
@@ -53,6 +56,18 @@ class ParamSet:
     def bump(self):
         """Record that the parameter values changed."""
         self.version += 1
+
+    def stamp(self):
+        """A record of the current values, for ``changed_since``: the version and a fingerprint of
+        ``data`` (24 bytes, no copy of the parameters; see fastrnn/_kernels/fingerprint.h)."""
+        return self.version, fingerprint(self.data)
+
+    def changed_since(self, stamp):
+        """Whether the values changed after ``stamp()`` returned ``stamp``: through fastrnn (the version)
+        or by a write through a view or ``data`` (the fingerprint: always seen when it changes one
+        parameter, else but for a chance of about 2^-64)."""
+        version, print_ = stamp
+        return self.version != version or fingerprint(self.data) != print_
 
     @staticmethod
     def concatenate(sets, dtype):

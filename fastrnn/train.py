@@ -28,8 +28,8 @@ fastrnn/_kernels/*.pyx and ``fastrnn.layers.recurrent``), in elements of the lay
 and, per layer, its input (a private copy of x for layer 0: T * B * I_0; the previous layer's output
 T * B * D * H_out for the others) plus, with inter-layer dropout, a mask of T * B * D * H_out. A Linear
 head keeps a copy of its input (T * B * D * H_out); the logits and their gradient are T * B * V each.
-Every ``begin_update`` also keeps one snapshot of the layer's P parameters (to refuse a backward against
-changed weights). ``bptt_memory(layer, T, B)`` adds these up for a recurrent layer. So the memory
+(To refuse a backward against changed weights, ``begin_update`` keeps a 24-byte fingerprint of the
+parameters, not a copy.) ``bptt_memory(layer, T, B)`` adds these up for a recurrent layer. So the memory
 grows linearly in T: for a 2-layer LSTM with H = 256 and B = 32 in
 float32, about 6 * H * B * 4 bytes = 196 kB per step and layer, 4 GB for T = 10,000.
 
@@ -97,7 +97,6 @@ def bptt_memory(layer, T, B):
     if layer.dropout > 0 and L > 1:
         parts["dropout masks"] = (L - 1) * T * B * D * P * item
     parts["output"] = T * B * D * P * item
-    parts["parameter snapshot"] = layer.param_set.size * item
     parts["total"] = sum(parts.values())
     return parts
 

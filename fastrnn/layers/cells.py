@@ -139,7 +139,7 @@ class _Cell(Layer):
         X = X.copy()
         h0, c0 = self._split(hx, X.shape[1], batched)
         B, H = X.shape[1], self.hidden_size
-        snapshot, version = self.param_set.data.copy(), self.param_set.version
+        stamp = self.param_set.stamp()
         weights = self._kernel_weights()[0]
         saved = kernel_forward(self, X, None, 0, False, weights, None, h0, c0, training=True)
         out = self._pack(saved["Hs"][1].copy(), saved["Cs"][1].copy() if c0 is not None else None, batched)
@@ -148,7 +148,7 @@ class _Cell(Layer):
         def backprop(dout):
             if used[0]:
                 raise RuntimeError("this backprop was already used: run begin_update again")
-            if self.param_set.version != version or not np.array_equal(self.param_set.data, snapshot):
+            if self.param_set.changed_since(stamp):
                 raise RuntimeError("the cell's weights changed between begin_update and backprop")
             dh, dc = self._split(dout, B, batched)
             used[0] = True

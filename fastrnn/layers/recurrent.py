@@ -259,8 +259,7 @@ class _Recurrent(Layer):
         D, L = self.num_directions, self.num_layers
         h_n, c_n = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         weights = self._kernel_weights(self.params)
-        snapshot = self.param_set.data.copy()
-        version = self.param_set.version
+        stamp = self.param_set.stamp()
         inputs, saved, masks = [], [], []
         for layer in range(L):
             Y = np.empty((T, B, D * self.h_out), self.dtype)
@@ -287,7 +286,7 @@ class _Recurrent(Layer):
             if used[0]:
                 raise RuntimeError("this backprop was already used: its saved buffers are consumed; "
                                    "run begin_update again")
-            if self.param_set.version != version or not np.array_equal(self.param_set.data, snapshot):
+            if self.param_set.changed_since(stamp):
                 raise RuntimeError("the layer's weights changed between begin_update and backprop; the saved "
                                    "activations no longer match them: run begin_update again")
             dY = self._parse_dy(dy, T, B, batched)
