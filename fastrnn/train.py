@@ -19,13 +19,14 @@ Memory of BPTT
 A training forward keeps, for every (layer, direction), what its backward needs (see the kernels in
 fastrnn/_kernels/*.pyx and ``fastrnn.layers.recurrent``), in elements of the layer dtype (4 or 8 bytes):
 
-    gate buffer G (becomes dG in backward)     T * B * G
+    gate buffer G, LSTM and GRU (becomes dG)   T * B * G
     state history Hs                           (T + 1) * B * H_out
     LSTM cell states Cs                        (T + 1) * B * H
     LSTM with projection: r_t = o * tanh(c_t)  T * B * H
     GRU: hn (reset-after) or r * h_prev        T * B * H
 
-and, per layer, its input (a private copy of x for layer 0: T * B * I_0; the previous layer's output
+(the RNN's backward needs only Hs: its dG is scratch for one chunk of steps, see rnn.pyx) and, per
+layer, its input (a private copy of x for layer 0: T * B * I_0; the previous layer's output
 T * B * D * H_out for the others) plus, with inter-layer dropout, a mask of T * B * D * H_out. A Linear
 head keeps a copy of its input (T * B * D * H_out); the logits and their gradient are T * B * V each.
 (To refuse a backward against changed weights, ``begin_update`` keeps a 24-byte fingerprint of the
@@ -84,7 +85,9 @@ def bptt_memory(layer, T, B):
     H, P, L, D = layer.hidden_size, layer.h_out, layer.num_layers, layer.num_directions
     gates = {"RNN": 1, "LSTM": 4, "GRU": 3}[mode]
     item = layer.dtype.itemsize
-    per_dir = {"gates G": T * B * gates * H, "states Hs": (T + 1) * B * P}
+    per_dir = {"states Hs": (T + 1) * B * P}
+    if mode != "RNN":
+        per_dir["gates G"] = T * B * gates * H
     if mode == "LSTM":
         per_dir["cell states Cs"] = (T + 1) * B * H
         if layer.proj_size:

@@ -10,8 +10,12 @@ Notation: T steps, B rows, I inputs, H hidden units; act is tanh or relu.
 
 State history ``Hs`` has ``nslots`` slots of (B, H): 2 for inference (ping-pong), T+1 for training,
 where slot k % nslots holds h after processing time index k-1 (forward) or k (reverse); h0 goes in
-the slot before the first step. Training keeps Hs; backward needs nothing else. G has T slots, or one
-for inference (the kernel then finds room for (1) itself when it cannot fuse (1) into the steps).
+the slot before the first step. Training keeps Hs; backward needs nothing else (act' comes from h_t).
+G is scratch: one slot is enough (the kernel then finds room for (1) itself when it cannot fuse (1)
+into the steps), T slots also work.
+
+Backward runs the steps in chunks of k (chunk_steps): each chunk's dG (k, B, H) goes into the weight
+gradients, GEMMs over its k*B rows, before the next chunk overwrites it, so dG needs k slots, not T.
 Independent blocks of batch rows may run their time loops on parallel threads (packed.pxd, row_parts).
 """
 cimport numpy as cnp
@@ -24,7 +28,7 @@ from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
 from .blas cimport gemm
 from .gates cimport rnn_bwd, rnn_fwd
 from .packed cimport fr_run_parts, gemm_once, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
-from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
+from .steps cimport active, add_col_sums_with, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
 
@@ -33,6 +37,7 @@ ctypedef struct _Call:
     # One call's arguments, shared by its row blocks (parts.h); arrays as void*, typed again in _fwd_part /
     # _bwd_part. rows: the rows per block (the last may have fewer).
     int T, B, In, H, rows, ldy, ng, nslots   # In: I (a C macro name, from complex.h)
+    int t0, nt                               # backward: the chunk of steps [t0, t0 + nt) being run
     bint reverse, use_relu
     const int64_t* lengths
     const void* X
@@ -77,9 +82,9 @@ cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
     memcpy(Hs + (first % nslots) * BH, h0, BH * sizeof(floating))
     if Wp_x == NULL and Wp_hh == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
-    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=ng, nslots=nslots, reverse=reverse, use_relu=use_relu,
-              lengths=lengths, X=X, W_hh=W_hh, Wp_x=Wp_x, Wp_hh=Wp_hh, b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs,
-              dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
+    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=ng, nslots=nslots, t0=0, nt=T, reverse=reverse,
+              use_relu=use_relu, lengths=lengths, X=X, W_hh=W_hh, Wp_x=Wp_x, Wp_hh=Wp_hh, b_ih=b_ih, b_hh=b_hh,
+              Y=Y, G=G, Hs=Hs, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
     free(Wp_x)
     free(Wp_hh)
@@ -136,40 +141,61 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
         emit(Y + (<Py_ssize_t>t * B + b0) * ldy if Y != NULL else NULL, ldy, h_t, nb, H, lens, t)
 
 
+# The steps per chunk of the backward pass for B rows: enough for 512 rows, so that the weight-gradient
+# GEMMs of a chunk (K or M = k * B) run about as fast per row as one over all T * B rows (OpenBLAS's
+# blocks are 256-384 rows deep), while dG takes k * B * H elements instead of T * B * H.
+cdef inline int chunk_steps(int T, int B) noexcept nogil:
+    cdef int k = (512 + B - 1) // B
+    return k if k < T else T
+
+
 cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
                    const floating* X, const floating* W_ih, const floating* W_hh,
-                   const int64_t* lengths, const floating* Hs, floating* G,
+                   const int64_t* lengths, const floating* Hs,
                    const floating* dY, int ldy, const floating* dh_n,
                    floating* dX, floating* dh0, floating* dW_ih, floating* dW_hh,
-                   floating* db_ih, floating* db_hh) noexcept nogil:
-    """BPTT through (1)-(4); G is overwritten by dG. Returns -1 when scratch cannot be allocated."""
+                   floating* db_ih, floating* db_hh, floating* dG, int k, const floating* ones) noexcept nogil:
+    """BPTT through (1)-(4), k steps at a time; dG (k, B, H) and ones (k * B) are the caller's scratch.
+    Returns -1 when scratch cannot be allocated."""
     cdef int parts = row_parts(T, B)       # blocks of rows whose time loops run on parallel threads
     cdef int rows = (B + parts - 1) // parts
+    cdef int done, t0, nt, n
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
-    cdef Py_ssize_t TB = <Py_ssize_t>T * B
-    # scratch: dh, dh_next, dh_prev (B, H)
+    # scratch: dh, dh_next, dh_prev (B, H); dh_next carries the recurrence from one chunk to the next
     cdef floating* scratch = <floating*>malloc(3 * BH * sizeof(floating))
     cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
+    cdef const floating* H_prev
     cdef _Call c
     if scratch == NULL:
         return -1
     Wp_hh = pack_for_steps(T, rows, False, H, H, W_hh, H)
     if Wp_hh == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
-    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=T, nslots=T + 1, reverse=reverse, use_relu=use_relu,
-              lengths=lengths, X=NULL, W_hh=W_hh, Wp_x=NULL, Wp_hh=Wp_hh, b_ih=NULL, b_hh=NULL, Y=NULL, G=G,
-              Hs=<void*>Hs, dY=dY, dh_n=dh_n, dh0=dh0, scratch=scratch)
-    fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
+    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=k, nslots=T + 1, t0=0, nt=0, reverse=reverse,
+              use_relu=use_relu, lengths=lengths, X=NULL, W_hh=W_hh, Wp_x=NULL, Wp_hh=Wp_hh, b_ih=NULL, b_hh=NULL,
+              Y=NULL, G=dG, Hs=<void*>Hs, dY=dY, dh_n=dh_n, dh0=dh0, scratch=scratch)
+    memcpy(scratch + BH, dh_n, BH * sizeof(floating))
+    done = 0
+    while done < T:
+        # the chunk [t0, t0 + nt): from the last step back for forward, from the first for reverse
+        nt = k if k < T - done else T - done
+        t0 = done if reverse else T - done - nt
+        c.t0, c.nt = t0, nt
+        fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
+        n = nt * B
+        # (1) dW_ih += dG^T @ X[t0:t0+nt];  dX[t0:t0+nt] += dG @ W_ih
+        gemm(True, False, H, I, n, <floating>1, dG, H, X + <Py_ssize_t>t0 * B * I, I, <floating>1, dW_ih, I)
+        gemm_once(False, n, I, H, dG, H, W_ih, I, <floating>1, dX + <Py_ssize_t>t0 * B * I, I)
+        # (2) dW_hh += dG^T @ H_prev, H_prev = the slots before each step's output
+        H_prev = Hs + (t0 + 1 if reverse else t0) * BH
+        gemm(True, False, H, H, n, <floating>1, dG, H, H_prev, H, <floating>1, dW_hh, H)
+        # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
+        add_col_sums_with(ones, db_ih, dG, n, H, H)
+        add_col_sums_with(ones, db_hh, dG, n, H, H)
+        done += nt
+    memcpy(dh0, scratch + BH, BH * sizeof(floating))
     free(scratch)
     free(Wp_hh)
-    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
-    gemm(True, False, H, I, TB, <floating>1, G, H, X, I, <floating>1, dW_ih, I)
-    gemm_once(False, TB, I, H, G, H, W_ih, I, <floating>1, dX, I)
-    # (2) dW_hh += dG^T @ H_prev, H_prev = the T slots before each step's output
-    gemm(True, False, H, H, TB, <floating>1, G, H, Hs + (BH if reverse else 0), H, <floating>1, dW_hh, H)
-    # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
-    add_col_sums(db_ih, G, TB, H, H)
-    add_col_sums(db_hh, G, TB, H, H)
     return 0
 
 
@@ -182,10 +208,12 @@ cdef void _bwd_part_d(void* c, int part) noexcept nogil:
 
 
 cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
-    """The BPTT time loop, (4) back to (2), for block `part` of the rows (the nb rows from row b0): dG
-    into G and dh0 of these rows. Scratch is laid out as _backward says, each block using its rows."""
+    """The BPTT time loop, (4) back to (2), over the chunk of steps [c.t0, c.t0 + c.nt) for block `part`
+    of the rows (the nb rows from row b0): dG of these steps and rows into G (slot t - t0), the
+    recurrence's dh_next carried in scratch slot 1 from the chunk before to the next. Scratch is laid
+    out as _backward says, each block using its rows."""
     cdef int s, t, b
-    cdef int T = c.T, B = c.B, H = c.H, ldy = c.ldy
+    cdef int B = c.B, H = c.H, ldy = c.ldy, t0 = c.t0, nt = c.nt
     cdef int b0 = part * c.rows
     cdef int nb = c.rows if c.rows < B - b0 else B - b0
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
@@ -197,16 +225,16 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
     cdef floating* G = <floating*>c.G
     cdef floating* scratch = <floating*>c.scratch
     cdef floating* dh = scratch + b0 * H
-    cdef floating* dh_next = scratch + BH + b0 * H
+    cdef floating* carry = scratch + BH + b0 * H
+    cdef floating* dh_next = carry
     cdef floating* dh_prev = scratch + 2 * BH + b0 * H
     cdef floating* swap
     cdef floating* dg
     cdef const floating* h_t
-    memcpy(dh_next, <const floating*>c.dh_n + b0 * H, nb * H * sizeof(floating))
-    for s in range(T):
-        t = s if c.reverse else T - 1 - s
+    for s in range(nt):
+        t = t0 + s if c.reverse else t0 + nt - 1 - s
         h_t = Hs + (t if c.reverse else t + 1) * BH + b0 * H
-        dg = G + (<Py_ssize_t>t * B + b0) * H
+        dg = G + (<Py_ssize_t>(t - t0) * B + b0) * H
         gather_dh(dh, dh_next, dY + (<Py_ssize_t>t * B + b0) * ldy, ldy, nb, H, lens, t)
         for b in range(nb):
             if active(lens, t, b):
@@ -220,7 +248,8 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
         swap = dh_next
         dh_next = dh_prev
         dh_prev = swap
-    memcpy(<floating*>c.dh0 + b0 * H, dh_next, nb * H * sizeof(floating))
+    if dh_next != carry:
+        memcpy(carry, dh_next, nb * H * sizeof(floating))
 
 
 def forward(X, W_ih, W_hh, b_ih, b_hh, h0, lengths, Y, int col, G, Hs, bint reverse, bint use_relu):
@@ -270,34 +299,42 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
     return 0
 
 
-def backward(X, W_ih, W_hh, lengths, Hs, G, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
+def backward(X, W_ih, W_hh, lengths, Hs, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
              bint reverse, bint use_relu):
-    """BPTT for one (layer, direction). G (from a training forward) is overwritten by dG.
+    """BPTT for one (layer, direction) from the state history Hs of a training forward.
     dY (T, B, ldy) read at columns [col, col+H); dX, dW_*, db_* are ADDED to; dh0 is written."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
     cdef int tn = cnp.PyArray_TYPE(X)
+    cdef int k = chunk_steps(T, B)
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")
+    cdef cnp.npy_intp dims[3]
     if Hs.shape[0] != T + 1:
         raise ValueError(f"kernel argument Hs: expected T+1={T + 1} slots from a training forward, got {Hs.shape[0]}")
     if col < 0 or col + H > dY.shape[2] or dY.shape[0] != T or dY.shape[1] != B:
         raise ValueError(f"kernel argument dY: shape {dY.shape} cannot hold columns [{col}, {col + H})")
+    # scratch for one chunk of steps, as numpy arrays so that tracemalloc counts them: dG and the ones
+    # whose product with dG gives its column sums
+    dims[0], dims[1], dims[2] = k, B, H
+    dG = cnp.PyArray_EMPTY(3, dims, tn, 0)
+    dims[0] = <cnp.npy_intp>k * B
+    ones = cnp.PyArray_EMPTY(1, dims, tn, 0)
+    ones.fill(1)
     if tn == cnp.NPY_FLOAT32:
-        return _bwd_entry(<float>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, lp, Hs, G, dY, col, dh_n,
-                          dX, dh0, dW_ih, dW_hh, db_ih, db_hh, tn)
-    return _bwd_entry(<double>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, lp, Hs, G, dY, col, dh_n,
-                      dX, dh0, dW_ih, dW_hh, db_ih, db_hh, tn)
+        return _bwd_entry(<float>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, lp, Hs, dY, col, dh_n,
+                          dX, dh0, dW_ih, dW_hh, db_ih, db_hh, dG, k, ones, tn)
+    return _bwd_entry(<double>0, T, B, I, H, reverse, use_relu, X, W_ih, W_hh, lp, Hs, dY, col, dh_n,
+                      dX, dh0, dW_ih, dW_hh, db_ih, db_hh, dG, k, ones, tn)
 
 
 cdef int _bwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bint use_relu,
-                    X, W_ih, W_hh, int64_t* lp, Hs, G, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh,
-                    db_ih, db_hh, int tn) except -1:
+                    X, W_ih, W_hh, int64_t* lp, Hs, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh,
+                    db_ih, db_hh, dG, int k, ones, int tn) except -1:
     cdef Py_ssize_t TB = <Py_ssize_t>T * B
     cdef int ldy = dY.shape[2]
     cdef const floating* x = <floating*>data_ptr(X, TB * I, tn, "X")
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, <Py_ssize_t>H * I, tn, "W_ih")
     cdef const floating* w_hh = <floating*>data_ptr(W_hh, <Py_ssize_t>H * H, tn, "W_hh")
     cdef const floating* hs = <floating*>data_ptr(Hs, (TB + B) * H, tn, "Hs")
-    cdef floating* g = <floating*>data_ptr(G, TB * H, tn, "G")
     cdef const floating* dy = <floating*>data_ptr(dY, TB * ldy, tn, "dY")
     cdef const floating* dhn = <floating*>data_ptr(dh_n, <Py_ssize_t>B * H, tn, "dh_n")
     cdef floating* dx = <floating*>data_ptr(dX, TB * I, tn, "dX")
@@ -306,10 +343,12 @@ cdef int _bwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
     cdef floating* dw_hh = <floating*>data_ptr(dW_hh, <Py_ssize_t>H * H, tn, "dW_hh")
     cdef floating* dbi = <floating*>opt_ptr(db_ih, H, tn, "db_ih")
     cdef floating* dbh = <floating*>opt_ptr(db_hh, H, tn, "db_hh")
+    cdef floating* dg = <floating*>data_ptr(dG, <Py_ssize_t>k * B * H, tn, "dG")
+    cdef const floating* one = <floating*>data_ptr(ones, <Py_ssize_t>k * B, tn, "ones")
     cdef int status
     with nogil:
-        status = _backward(T, B, I, H, reverse, use_relu, x, w_ih, w_hh, lp, hs, g, dy + col, ldy, dhn,
-                           dx, dh_0, dw_ih, dw_hh, dbi, dbh)
+        status = _backward(T, B, I, H, reverse, use_relu, x, w_ih, w_hh, lp, hs, dy + col, ldy, dhn,
+                           dx, dh_0, dw_ih, dw_hh, dbi, dbh, dg, k, one)
     if status != 0:
         raise MemoryError(f"cannot allocate {3 * B * H * sizeof(floating)} bytes of scratch for the RNN backward pass")
     return 0

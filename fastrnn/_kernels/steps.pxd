@@ -55,8 +55,16 @@ cdef inline void zero_row(floating* a, int n) noexcept nogil:
     memset(a, 0, n * sizeof(floating))
 
 
+cdef inline void add_col_sums_with(const floating* ones, floating* db, const floating* dG, Py_ssize_t rows, int n,
+                                   int ld) noexcept nogil:
+    # db[:n] += dG[:rows, :n].sum(axis=0), as the GEMV db += ones[rows] @ dG (ones: at least rows ones;
+    # rows <= INT_MAX: validated); nothing when db is NULL (no bias)
+    if db != NULL:
+        gemm(False, False, 1, n, <int>rows, <floating>1, ones, <int>rows, dG, ld, <floating>1, db, n)
+
+
 cdef inline void add_col_sums(floating* db, const floating* dG, Py_ssize_t rows, int n, int ld) noexcept nogil:
-    # db[:n] += dG[:rows, :n].sum(axis=0), as the GEMV db += ones[rows] @ dG (rows <= INT_MAX: validated)
+    # db[:n] += dG[:rows, :n].sum(axis=0), with ones of its own (add_col_sums_with)
     cdef Py_ssize_t r
     cdef int j
     cdef floating* ones
@@ -66,7 +74,7 @@ cdef inline void add_col_sums(floating* db, const floating* dG, Py_ssize_t rows,
     if ones != NULL:
         for r in range(rows):
             ones[r] = 1
-        gemm(False, False, 1, n, <int>rows, <floating>1, ones, <int>rows, dG, ld, <floating>1, db, n)
+        add_col_sums_with(ones, db, dG, rows, n, ld)
         free(ones)
         return
     for r in range(rows):  # no memory for the ones: the plain loop

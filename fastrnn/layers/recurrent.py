@@ -22,6 +22,15 @@ from .base import Layer
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
 
+def _gate_slots(mode, T, training):
+    """Slots of the gate buffer G a forward call needs: the LSTM and GRU backward passes read the gates
+    of every step (T slots in training); the RNN's reads only the states, so its G is one slot of scratch
+    (rnn.pyx); the GRU kernel always takes T."""
+    if mode == "GRU" or (training and mode == "LSTM"):
+        return T
+    return 1
+
+
 def kernel_forward(cfg, X, Y, col, reverse, weights, lens, h0, c0, training):
     """One kernel call: one (layer, direction) of ``cfg`` (a layer or cell) over X (T, B, I).
 
@@ -35,20 +44,20 @@ def kernel_forward(cfg, X, Y, col, reverse, weights, lens, h0, c0, training):
     if b_ih is None:  # bias=False: the kernels always add a bias, here a zero one
         b_ih = b_hh = np.zeros(W_ih.shape[0], dt)
     nslots = T + 1 if training else 2
-    G = np.empty((T if training or cfg.mode == "GRU" else 1, B, _GATES[cfg.mode] * H), dt)
+    G = np.empty((_gate_slots(cfg.mode, T, training), B, _GATES[cfg.mode] * H), dt)
     Hs = np.empty((nslots, B, P), dt)
-    saved = {"G": G, "Hs": Hs}
+    saved = {"Hs": Hs}
     if cfg.mode == "RNN":
         _rnn.forward(X, W_ih, W_hh, b_ih, b_hh, h0, lens, Y, col, G, Hs, reverse, cfg.nonlinearity == "relu")
     elif cfg.mode == "LSTM":
         Cs = np.empty((nslots, B, H), dt)
         R = np.empty((T if training else 1, B, H), dt) if W_hr is not None else None
         _lstm.forward(X, W_ih, W_hh, W_hr, b_ih, b_hh, h0, c0, lens, Y, col, G, Hs, Cs, R, reverse)
-        saved.update(Cs=Cs, R=R)
+        saved.update(G=G, Cs=Cs, R=R)
     else:
         A = np.empty((T if training else 1, B, H), dt)
         _gru.forward(X, W_ih, W_hh, b_ih, b_hh, h0, lens, Y, col, G, Hs, A, reverse, cfg.reset_after)
-        saved["A"] = A
+        saved.update(G=G, A=A)
     return saved
 
 
@@ -59,7 +68,7 @@ def kernel_backward(cfg, X, dY, dX, col, reverse, weights, dweights, lens, saved
     dW_ih, dW_hh, db_ih, db_hh, dW_hr = dweights
     s = saved
     if cfg.mode == "RNN":
-        _rnn.backward(X, W_ih, W_hh, lens, s["Hs"], s["G"], dY, col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
+        _rnn.backward(X, W_ih, W_hh, lens, s["Hs"], dY, col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
                       reverse, cfg.nonlinearity == "relu")
     elif cfg.mode == "LSTM":
         _lstm.backward(X, W_ih, W_hh, W_hr, lens, s["Hs"], s["Cs"], s["R"], s["G"], dY, col, dh_n, dc_n, dX, dh0,

@@ -1,0 +1,101 @@
+"""What a training step keeps and allocates, and the chunked RNN backward that keeps it small.
+
+The RNN backward (fastrnn/_kernels/rnn.pyx) runs its steps in chunks of k = ceil(512 / B) steps and
+forms the weight gradients of each chunk before the next one, so its dG is k slots, not T. These tests
+check it against the numpy twin over several chunks (and a partial last one), and bound the memory a
+training step allocates, as a multiple of U = T * B * H * itemsize, so that a saving cannot silently
+regress. tracemalloc sees every numpy buffer, including the kernels' chunk scratch.
+"""
+import contextlib
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastrnn as fr
+import reference
+
+TOL = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def _limits(threads):
+    if threads is None:
+        return contextlib.nullcontext()
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("T,B,threads", [(230, 5, None), (60, 20, 1), (60, 20, 2), (3, 300, None)],
+                         ids=["3 chunks of 103, 103, 24", "3 chunks of 26 rows x 20", "the same on 2 threads",
+                              "1 step per chunk"])
+@pytest.mark.parametrize("opts", [{}, {"bidirectional": True, "lengths": True}, {"num_layers": 2}],
+                         ids=["plain", "bidir lengths", "2 layers"])
+def test_chunked_rnn_backward_matches_reference(dtype, nonlinearity, T, B, threads, opts):
+    opts = dict(opts)
+    with_lengths = opts.pop("lengths", False)
+    rng = np.random.default_rng(T * B)
+    I, H = 6, 7
+    layer = fr.RNN(I, H, nonlinearity=nonlinearity, dtype=dtype, seed=1, **opts)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    h0 = (0.5 * rng.standard_normal((layer.num_layers * layer.num_directions, B, H))).astype(dtype)
+    lengths = None
+    if with_lengths:
+        lengths = rng.integers(1, T + 1, B)
+        lengths[0] = T
+    with _limits(threads):
+        y, _, backprop = layer.begin_update(x, h0, lengths=lengths)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dh_n = rng.standard_normal(h0.shape).astype(dtype)
+        layer.zero_grad()
+        dx, dh0 = backprop(dy, dh_n)
+    params = {n: np.asarray(p, np.float64) for n, p in layer.params.items()}
+    kw = dict(lengths=lengths, num_layers=layer.num_layers, bidirectional=layer.bidirectional,
+              nonlinearity=nonlinearity, dtype=np.float64)
+    y_ref, _ = reference.forward("rnn", params, x.astype(np.float64), h0.astype(np.float64), **kw)
+    dx_ref, dh0_ref, dparams = reference.backward("rnn", params, x.astype(np.float64), h0.astype(np.float64),
+                                                  dy.astype(np.float64), dh_n.astype(np.float64), **kw)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, dx_ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dh0, dh0_ref, rtol=tol, atol=tol)
+    for n, g in dparams.items():
+        np.testing.assert_allclose(layer.grads[n], g, rtol=tol, atol=tol, err_msg=n)
+
+
+def _step_peak(layer, x, dy):
+    """tracemalloc's peak over one training step (begin_update, backprop, zero_grad), as the benchmark
+    runs it: the caller holds x and dy; y lives until the step ends."""
+    y, _, backprop = layer.begin_update(x)   # warm-up: one-time allocations are not the step's
+    backprop(dy)
+    del y, backprop
+    layer.zero_grad()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    y, _, backprop = layer.begin_update(x)
+    backprop(dy)
+    layer.zero_grad()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+# The peak of one training step of a one-layer, one-direction layer with I = H, in units of
+# U = T * B * H * itemsize (parameters are small at these sizes). What it holds at its peak:
+# RNN: the copy of x, dG for one chunk of steps (0.16 U here), Hs, y, dx (the backward)
+# LSTM: the copy of x, G (4 U), Hs, Cs, y, dx;  GRU: the copy of x, G (3 U), Hs, A, y, dx
+PEAK_IN_U = {"RNN": 4.3, "LSTM": 9.2, "GRU": 8.2}
+
+
+@pytest.mark.parametrize("mode", list(PEAK_IN_U))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_step_memory_is_bounded(mode, dtype):
+    T, B, H = 200, 16, 32
+    layer = getattr(fr, mode)(H, H, dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, H)).astype(dtype)
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+    U = T * B * H * np.dtype(dtype).itemsize
+    peak = _step_peak(layer, x, dy)
+    assert peak <= PEAK_IN_U[mode] * U, (mode, peak / U)
