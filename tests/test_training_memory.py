@@ -83,9 +83,9 @@ def _step_peak(layer, x, dy):
 
 # The peak of one training step of a one-layer, one-direction layer with I = H, in units of
 # U = T * B * H * itemsize (parameters are small at these sizes). What it holds at its peak:
-# RNN: the copy of x, dG for one chunk of steps (0.16 U here), Hs, y, dx (the backward)
-# LSTM: the copy of x, G (4 U), Hs, Cs, y, dx;  GRU: the copy of x, G (3 U), Hs, A, y, dx
-PEAK_IN_U = {"RNN": 4.3, "LSTM": 9.2, "GRU": 8.2}
+# RNN: the copy of x (which becomes dx), dG for one chunk of steps (0.16 U here), Hs, y (the backward)
+# LSTM: the copy of x (becomes dx), G (4 U), Hs, Cs, y;  GRU: the copy of x (becomes dx), G (3 U), Hs, A, y
+PEAK_IN_U = {"RNN": 3.3, "LSTM": 8.2, "GRU": 7.2}
 
 
 @pytest.mark.parametrize("mode", list(PEAK_IN_U))
@@ -99,3 +99,41 @@ def test_training_step_memory_is_bounded(mode, dtype):
     U = T * B * H * np.dtype(dtype).itemsize
     peak = _step_peak(layer, x, dy)
     assert peak <= PEAK_IN_U[mode] * U, (mode, peak / U)
+
+
+@pytest.mark.parametrize("variant", [("RNN", {}), ("LSTM", {}), ("LSTM", {"proj_size": 3}), ("GRU", {}),
+                                     ("GRU", {"reset_after": False})], ids=lambda v: f"{v[0]}{v[1]}")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_kernel_backward_may_write_dx_over_x(variant, reverse):
+    """dX passed as X itself: X becomes exactly the dX that a separate zero buffer would receive, and
+    the weight gradients are the same (each row of X is read for dW_ih before dX is written there)."""
+    from fastrnn.layers.recurrent import kernel_backward, kernel_forward
+
+    mode, extra = variant
+    T, B, I, H = 300, 3, 5, 6            # several RNN chunks (k = 171 steps)
+    layer = getattr(fr, mode)(I, H, dtype=np.float64, seed=2, **extra)
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((T, B, I))
+    lens = rng.integers(1, T + 1, B)
+    lens[0] = T
+    P = layer.h_out
+    dY = rng.standard_normal((T, B, P))
+    h0, dh_n = rng.standard_normal((B, P)), rng.standard_normal((B, P))
+    c0 = rng.standard_normal((B, H)) if mode == "LSTM" else None
+    dc_n = rng.standard_normal((B, H)) if mode == "LSTM" else None
+    weights = layer._kernel_weights(layer.params)[0]
+    results = []
+    for over in (False, True):
+        layer.zero_grad()
+        Xk = X.copy()
+        saved = kernel_forward(layer, Xk, None, 0, reverse, weights, lens, h0, c0, training=True)
+        dX = Xk if over else np.zeros_like(Xk)
+        dh0 = np.empty_like(h0)
+        dc0 = np.empty_like(c0) if c0 is not None else None
+        kernel_backward(layer, Xk, dY, dX, 0, reverse, weights, layer._kernel_weights(layer.grads)[0], lens, saved,
+                        dh_n, dc_n, dh0, dc0)
+        results.append((dX.copy(), dh0, layer.param_set.grad.copy()))
+    (dX_a, dh0_a, g_a), (dX_b, dh0_b, g_b) = results
+    np.testing.assert_array_equal(dX_b, dX_a)
+    np.testing.assert_array_equal(dh0_b, dh0_a)
+    np.testing.assert_array_equal(g_b, g_a)

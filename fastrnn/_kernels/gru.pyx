@@ -202,9 +202,10 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     free(Wp_rz)
     free(Wp_n)
     h_prev = Hs + (BH if reverse else 0)
-    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih;  db_ih += dG.sum(0)
+    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih  (dX = dG @ W_ih over X itself, once dW_ih has read it);
+    #     db_ih += dG.sum(0)
     gemm_once_at(H3, I, TB, G, H3, X, I, <floating>1, dW_ih, I)
-    gemm_once(False, TB, I, H3, G, H3, W_ih, I, <floating>1, dX, I)
+    gemm_once(False, TB, I, H3, G, H3, W_ih, I, <floating>0 if dX == X else <floating>1, dX, I)
     add_col_sums(db_ih, G, TB, H3, H3)
     # (2), (3) dW_hh[:2H] += dG[:, :2H]^T @ H_prev;  db_hh[:2H] += dG[:, :2H].sum(0)
     gemm_once_at(2 * H, H, TB, G, H3, h_prev, H, <floating>1, dW_hh, H)
@@ -340,7 +341,8 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
 def backward(X, W_ih, W_hh, lengths, Hs, A, G, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
              bint reverse, bint reset_after):
     """BPTT for one (layer, direction). G and A (from a training forward) are overwritten.
-    dY (T, B, ldy) read at columns [col, col+H); dX, dW_*, db_* are ADDED to; dh0 is written."""
+    dY (T, B, ldy) read at columns [col, col+H); dX, dW_*, db_* are ADDED to; dh0 is written.
+    dX may be X itself (when nothing else reads X): X is then overwritten by this call's dX."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")

@@ -204,9 +204,9 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
         # (6) dW_hr += dH^T @ R
         gemm_once_at(P, H, TB, scratch + 3 * BP + 3 * BH, P, R, H, <floating>1, dW_hr, H)
     free(scratch)
-    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih
+    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih  (dX = dG @ W_ih over X itself, once dW_ih has read it)
     gemm_once_at(H4, I, TB, G, H4, X, I, <floating>1, dW_ih, I)
-    gemm_once(False, TB, I, H4, G, H4, W_ih, I, <floating>1, dX, I)
+    gemm_once(False, TB, I, H4, G, H4, W_ih, I, <floating>0 if dX == X else <floating>1, dX, I)
     # (2) dW_hh += dG^T @ H_prev
     gemm_once_at(H4, P, TB, G, H4, Hs + (BP if reverse else 0), P, <floating>1, dW_hh, P)
     # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
@@ -350,7 +350,8 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, int P, bint rever
 def backward(X, W_ih, W_hh, W_hr, lengths, Hs, Cs, R, G, dY, int col, dh_n, dc_n, dX, dh0, dc0,
              dW_ih, dW_hh, dW_hr, db_ih, db_hh, bint reverse):
     """BPTT for one (layer, direction). G (from a training forward) is overwritten by dG.
-    dY (T, B, ldy) read at columns [col, col+P); dX, dW_*, db_* are ADDED to; dh0, dc0 are written."""
+    dY (T, B, ldy) read at columns [col, col+P); dX, dW_*, db_* are ADDED to; dh0, dc0 are written.
+    dX may be X itself (when nothing else reads X): X is then overwritten by this call's dX."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[0] // 4, P = W_hh.shape[1]
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef int64_t* lp = <int64_t*>opt_ptr(lengths, B, cnp.NPY_INT64, "lengths")

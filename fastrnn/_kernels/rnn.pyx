@@ -161,6 +161,7 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
     cdef int rows = (B + parts - 1) // parts
     cdef int done, t0, nt, n
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef floating beta_dx = 0 if dX == X else 1   # dX over X itself, or added to
     # scratch: dh, dh_next, dh_prev (B, H); dh_next carries the recurrence from one chunk to the next
     cdef floating* scratch = <floating*>malloc(3 * BH * sizeof(floating))
     cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
@@ -183,9 +184,10 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
         c.t0, c.nt = t0, nt
         fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
         n = nt * B
-        # (1) dW_ih += dG^T @ X[t0:t0+nt];  dX[t0:t0+nt] += dG @ W_ih
+        # (1) dW_ih += dG^T @ X[t0:t0+nt];  dX[t0:t0+nt] += dG @ W_ih  (or = over X itself: these rows of
+        #     X are read by nothing after dW_ih)
         gemm(True, False, H, I, n, <floating>1, dG, H, X + <Py_ssize_t>t0 * B * I, I, <floating>1, dW_ih, I)
-        gemm_once(False, n, I, H, dG, H, W_ih, I, <floating>1, dX + <Py_ssize_t>t0 * B * I, I)
+        gemm_once(False, n, I, H, dG, H, W_ih, I, beta_dx, dX + <Py_ssize_t>t0 * B * I, I)
         # (2) dW_hh += dG^T @ H_prev, H_prev = the slots before each step's output
         H_prev = Hs + (t0 + 1 if reverse else t0) * BH
         gemm(True, False, H, H, n, <floating>1, dG, H, H_prev, H, <floating>1, dW_hh, H)
@@ -302,7 +304,8 @@ cdef int _fwd_entry(floating kind, int T, int B, int I, int H, bint reverse, bin
 def backward(X, W_ih, W_hh, lengths, Hs, dY, int col, dh_n, dX, dh0, dW_ih, dW_hh, db_ih, db_hh,
              bint reverse, bint use_relu):
     """BPTT for one (layer, direction) from the state history Hs of a training forward.
-    dY (T, B, ldy) read at columns [col, col+H); dX, dW_*, db_* are ADDED to; dh0 is written."""
+    dY (T, B, ldy) read at columns [col, col+H); dX, dW_*, db_* are ADDED to; dh0 is written.
+    dX may be X itself (when nothing else reads X): X is then overwritten by this call's dX."""
     cdef int T = X.shape[0], B = X.shape[1], I = X.shape[2], H = W_hh.shape[1]
     cdef int tn = cnp.PyArray_TYPE(X)
     cdef int k = chunk_steps(T, B)

@@ -269,10 +269,12 @@ class _Recurrent(Layer):
         h_n, c_n = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         weights = self._kernel_weights(self.params)
         stamp = self.param_set.stamp()
+        # inputs[l]: layer l's input X and whether the layer owns it (a copy nothing else reads: its
+        # backward may then write dX over it once its one direction has read it)
         inputs, saved, masks = [], [], []
         for layer in range(L):
             Y = np.empty((T, B, D * self.h_out), self.dtype)
-            inputs.append(X)
+            inputs.append((X, True))
             for d in range(D):
                 k = layer * D + d
                 s = kernel_forward(self, X, Y, d * self.h_out, d == 1, weights[k], lens,
@@ -305,8 +307,8 @@ class _Recurrent(Layer):
             dweights = self._kernel_weights(self.grads)
             with self.param_set.lock:
                 for layer in reversed(range(L)):
-                    Xl = inputs[layer]
-                    dX = np.zeros_like(Xl)
+                    Xl, owned = inputs[layer]
+                    dX = Xl if owned and D == 1 else np.zeros_like(Xl)
                     for d in range(D):
                         k = layer * D + d
                         kernel_backward(self, Xl, dY, dX, d * self.h_out, d == 1, weights[k], dweights[k], lens,
