@@ -27,7 +27,8 @@ fastrnn/_kernels/*.pyx and ``fastrnn.layers.recurrent``), in elements of the lay
 
 (the RNN's backward needs only Hs: its dG is scratch for one chunk of steps, see rnn.pyx) and, per
 layer, its input (a private copy of x for layer 0: T * B * I_0; the previous layer's output
-T * B * D * H_out for the others) plus, with inter-layer dropout, a mask of T * B * D * H_out. A Linear
+T * B * D * H_out for the others, which with one direction and no padding is that layer's Hs itself)
+plus, with inter-layer dropout, a mask and the masked output, T * B * D * H_out each. A Linear
 head keeps a copy of its input (T * B * D * H_out); the logits and their gradient are T * B * V each.
 (To refuse a backward against changed weights, ``begin_update`` keeps a 24-byte fingerprint of the
 parameters, not a copy.) ``bptt_memory(layer, T, B)`` adds these up for a recurrent layer. So the memory
@@ -72,11 +73,12 @@ def bits_per_char(nats):
 
 
 def bptt_memory(layer, T, B):
-    """Bytes a recurrent layer's ``begin_update`` keeps for backward over T steps and B rows.
+    """Bytes a recurrent layer's ``begin_update`` keeps for backward over T steps and B rows (no padding).
 
     ``layer`` is an fr.RNN, fr.LSTM or fr.GRU. Returns a dict of the parts named in the module
     docstring (per layer and direction summed) and their ``"total"``; the returned output y is counted
-    too (``"output"``), as it lives as long as the training step.
+    too (``"output"``), as it lives as long as the training step. With one direction a layer's output
+    is its state history (no bytes of its own) unless dropout follows it.
     """
     mode = getattr(layer, "mode", None)
     if mode not in ("RNN", "LSTM", "GRU"):
@@ -95,11 +97,13 @@ def bptt_memory(layer, T, B):
     if mode == "GRU":
         per_dir["GRU hn / r*h A"] = T * B * H
     parts = {name: n * L * D * item for name, n in per_dir.items()}
-    inputs = T * B * layer.input_size + (L - 1) * T * B * D * P
+    own_output = D == 2  # one direction: the output is a view of Hs
+    dropout = layer.dropout > 0 and L > 1
+    inputs = T * B * layer.input_size + (L - 1) * T * B * D * P * (own_output or dropout)
     parts["layer inputs"] = inputs * item
-    if layer.dropout > 0 and L > 1:
+    if dropout:
         parts["dropout masks"] = (L - 1) * T * B * D * P * item
-    parts["output"] = T * B * D * P * item
+    parts["output"] = T * B * D * P * item * own_output
     parts["total"] = sum(parts.values())
     return parts
 

@@ -83,9 +83,11 @@ def _step_peak(layer, x, dy):
 
 # The peak of one training step of a one-layer, one-direction layer with I = H, in units of
 # U = T * B * H * itemsize (parameters are small at these sizes). What it holds at its peak:
-# RNN: the copy of x (which becomes dx), dG for one chunk of steps (0.16 U here), Hs, y (the backward)
-# LSTM: the copy of x (becomes dx), G (4 U), Hs, Cs, y;  GRU: the copy of x (becomes dx), G (3 U), Hs, A, y
-PEAK_IN_U = {"RNN": 3.3, "LSTM": 8.2, "GRU": 7.2}
+# RNN: the copy of x (which becomes dx), dG for one chunk of steps (0.16 U here), Hs (which y is a view
+# of), in the backward; LSTM: the copy of x (becomes dx), G (4 U), Hs (= y), Cs; GRU: the copy of x
+# (becomes dx), G (3 U), Hs (= y), A. Before this accounting: RNN 5 U, LSTM 9 U, GRU 8 U, plus a copy
+# of the parameters.
+PEAK_IN_U = {"RNN": 2.3, "LSTM": 7.2, "GRU": 6.2}
 
 
 @pytest.mark.parametrize("mode", list(PEAK_IN_U))
@@ -137,3 +139,60 @@ def test_kernel_backward_may_write_dx_over_x(variant, reverse):
     np.testing.assert_array_equal(dX_b, dX_a)
     np.testing.assert_array_equal(dh0_b, dh0_a)
     np.testing.assert_array_equal(g_b, g_a)
+
+
+# ---- y from begin_update is read-only (it may be the state history backprop reads) ------------
+
+def _configs():
+    return [
+        ("RNN", {}, None), ("LSTM", {}, None), ("LSTM", {"proj_size": 2}, None), ("GRU", {}, None),
+        ("RNN", {"num_layers": 2, "dropout": 0.3}, None), ("GRU", {"batch_first": True}, None),
+        ("LSTM", {"bidirectional": True}, None), ("RNN", {}, [5, 2, 4]),
+    ]
+
+
+@pytest.mark.parametrize("mode,opts,lengths", _configs(), ids=lambda v: str(v))
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_y_is_read_only_and_writing_it_cannot_change_the_gradients(mode, opts, lengths, unbatched):
+    """Reliability case 31 for y: an in-place write raises ValueError, y cannot be made writable again
+    when it shares the saved states, and the gradients stay those of a clean run."""
+    if unbatched and (lengths is not None or opts.get("batch_first")):
+        pytest.skip("unbatched input takes no lengths and has no batch axis")
+    rng = np.random.default_rng(1)
+    T, B, I, H = 5, 3, 4, 3
+    shape = (T, I) if unbatched else ((B, T, I) if opts.get("batch_first") else (T, B, I))
+    x = rng.standard_normal(shape)
+
+    def run(meddle):
+        layer = getattr(fr, mode)(I, H, dtype=np.float64, seed=3, **opts)
+        y, _, backprop = layer.begin_update(x, None, lengths)
+        dy = np.random.default_rng(2).standard_normal(y.shape)
+        meddle(y)
+        dx, _ = backprop(dy)
+        return dx, layer.param_set.grad.copy()
+
+    def meddle(y):
+        assert not y.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            y[...] = 7
+        with pytest.raises(ValueError, match="read-only"):
+            y *= 2
+        with pytest.raises(ValueError, match="read-only"):
+            np.copyto(y, 0.0)
+        if not y.flags.owndata:   # a view of the saved states: it cannot be made writable
+            with pytest.raises(ValueError):
+                y.flags.writeable = True
+        z = y.copy()              # a writable copy is independent of what backprop reads
+        z[...] = 7
+
+    dx_ref, g_ref = run(lambda y: None)
+    dx, g = run(meddle)
+    assert dx.tobytes() == dx_ref.tobytes() and g.tobytes() == g_ref.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+def test_inference_output_stays_writable(mode):
+    layer = getattr(fr, mode)(4, 3, seed=0)
+    y, _ = layer(np.ones((5, 2, 4), np.float32))
+    y *= 2
+    assert y.flags.writeable

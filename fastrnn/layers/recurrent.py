@@ -5,7 +5,8 @@ L layers, D directions (2 when bidirectional). Inputs are time-major (T, B, I) u
 
 One kernel call runs one (layer, direction) over the whole sequence; each direction writes its
 columns of the layer output in place, and the next layer reads that output as its input. Training
-keeps, per (layer, direction), exactly what the kernel's backward needs (see _kernels/*.pyx).
+keeps, per (layer, direction), exactly what the kernel's backward needs (see _kernels/*.pyx); with one
+direction and no padding the layer output is a read-only view of the state history it keeps anyway.
 """
 from __future__ import annotations
 
@@ -262,6 +263,10 @@ class _Recurrent(Layer):
 
         Parameter gradients are added into ``self.grads``. ``backprop`` may be called once; it raises
         RuntimeError if the weights changed since this call (as PyTorch's in-place check does).
+        ``y`` is read-only: with one direction and no padding it is the state history that backprop
+        reads (no separate copy), so an in-place change such as ``y *= 2`` raises ValueError
+        ("assignment destination is read-only") instead of corrupting the gradients; ``y.copy()`` is a
+        writable copy.
         """
         X, batched, lens, h0, c0 = self._prepare(x, state0, lengths, training=True)
         T, B = X.shape[0], X.shape[1]
@@ -269,12 +274,16 @@ class _Recurrent(Layer):
         h_n, c_n = np.empty_like(h0), (np.empty_like(c0) if c0 is not None else None)
         weights = self._kernel_weights(self.params)
         stamp = self.param_set.stamp()
+        # One direction without padding: a layer's output Y[t] = h_t is slot t + 1 of its state history,
+        # so Y is a read-only view of Hs (the kernel writes no separate output).
+        output_is_states = D == 1 and lens is None
         # inputs[l]: layer l's input X and whether the layer owns it (a copy nothing else reads: its
         # backward may then write dX over it once its one direction has read it)
         inputs, saved, masks = [], [], []
+        owned = True  # layer 0 reads the private copy of x
         for layer in range(L):
-            Y = np.empty((T, B, D * self.h_out), self.dtype)
-            inputs.append((X, True))
+            Y = None if output_is_states else np.empty((T, B, D * self.h_out), self.dtype)
+            inputs.append((X, owned))
             for d in range(D):
                 k = layer * D + d
                 s = kernel_forward(self, X, Y, d * self.h_out, d == 1, weights[k], lens,
@@ -283,13 +292,18 @@ class _Recurrent(Layer):
                 if c_n is not None:
                     c_n[k] = s["Cs"][0 if d else T]
                 saved.append(s)
+            if output_is_states:
+                s["Hs"].flags.writeable = False
+                Y = s["Hs"][1:]
             mask = None
             if self.dropout > 0 and layer < L - 1:
-                # inverted dropout between layers, as PyTorch applies it
+                # inverted dropout between layers, as PyTorch applies it (into a new array: Y may be Hs)
                 mask = (self._rng.random(Y.shape) >= self.dropout).astype(self.dtype) / (1 - self.dropout)
-                Y *= mask
+                Y = Y * mask
             masks.append(mask)
+            owned = mask is not None or not output_is_states
             X = Y
+        X.flags.writeable = False
         y, state_n = self._finish(X, h_n, c_n, batched)
         used = [False]
 
