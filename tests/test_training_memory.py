@@ -1,7 +1,8 @@
 """What a training step keeps and allocates, and the chunked RNN backward that keeps it small.
 
 The RNN backward (fastrnn/_kernels/rnn.pyx) runs its steps in chunks of k = ceil(512 / B) steps and
-forms the weight gradients of each chunk before the next one, so its dG is k slots, not T. These tests
+forms the weight gradients of each chunk before the next one, so its dG is k slots, not T (one chunk
+when its time loop runs as blocks of rows on parallel threads). These tests
 check it against the numpy twin over several chunks (and a partial last one), and bound the memory a
 training step allocates, as a multiple of U = T * B * H * itemsize, so that a saving cannot silently
 regress. tracemalloc sees every numpy buffer, including the kernels' chunk scratch.
@@ -28,8 +29,8 @@ def _limits(threads):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("T,B,threads", [(230, 5, None), (60, 20, 1), (60, 20, 2), (3, 300, None)],
-                         ids=["3 chunks of 103, 103, 24", "3 chunks of 26 rows x 20", "the same on 2 threads",
-                              "1 step per chunk"])
+                         ids=["3 chunks of 103, 103, 24", "3 chunks of 26 rows x 20",
+                              "2 threads: blocks of rows, one chunk", "1 step per chunk"])
 @pytest.mark.parametrize("opts", [{}, {"bidirectional": True, "lengths": True}, {"num_layers": 2}],
                          ids=["plain", "bidir lengths", "2 layers"])
 def test_chunked_rnn_backward_matches_reference(dtype, nonlinearity, T, B, threads, opts):
@@ -92,14 +93,19 @@ PEAK_IN_U = {"RNN": 2.3, "LSTM": 7.2, "GRU": 6.2}
 
 @pytest.mark.parametrize("mode", list(PEAK_IN_U))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_training_step_memory_is_bounded(mode, dtype):
-    T, B, H = 200, 16, 32
+@pytest.mark.parametrize("T,B,threads", [(400, 8, None), (200, 16, 1)],
+                         ids=["B=8, any BLAS threads", "B=16 on 1 thread (as bench/memory.py)"])
+def test_training_step_memory_is_bounded(mode, dtype, T, B, threads):
+    """(With B >= 16 and several BLAS threads the RNN's time loop runs as blocks of rows on parallel
+    threads and its backward keeps one chunk of T steps, 1 U more.)"""
+    H = 32
     layer = getattr(fr, mode)(H, H, dtype=dtype, seed=0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, H)).astype(dtype)
     dy = rng.standard_normal((T, B, H)).astype(dtype)
     U = T * B * H * np.dtype(dtype).itemsize
-    peak = _step_peak(layer, x, dy)
+    with _limits(threads):
+        peak = _step_peak(layer, x, dy)
     assert peak <= PEAK_IN_U[mode] * U, (mode, peak / U)
 
 

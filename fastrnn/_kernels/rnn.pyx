@@ -15,7 +15,8 @@ G is scratch: one slot is enough (the kernel then finds room for (1) itself when
 into the steps), T slots also work.
 
 Backward runs the steps in chunks of k (chunk_steps): each chunk's dG (k, B, H) goes into the weight
-gradients, GEMMs over its k*B rows, before the next chunk overwrites it, so dG needs k slots, not T.
+gradients, GEMMs over its k*B rows, before the next chunk overwrites it, so dG needs k slots, not T
+(one chunk of T when the time loop runs as blocks of rows on parallel threads).
 Independent blocks of batch rows may run their time loops on parallel threads (packed.pxd, row_parts).
 """
 cimport numpy as cnp
@@ -144,8 +145,13 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
 # The steps per chunk of the backward pass for B rows: enough for 512 rows, so that the weight-gradient
 # GEMMs of a chunk (K or M = k * B) run about as fast per row as one over all T * B rows (OpenBLAS's
 # blocks are 256-384 rows deep), while dG takes k * B * H elements instead of T * B * H.
+# One chunk of all T steps when the time loop runs as blocks of rows on parallel threads (row_parts):
+# between chunks the GEMMs run on BLAS's threads, which then spin waiting for the next call (OpenBLAS
+# for up to ~0.1 s) on the cores the blocks need (parts.h says the same of thread pools).
 cdef inline int chunk_steps(int T, int B) noexcept nogil:
     cdef int k = (512 + B - 1) // B
+    if row_parts(T, B) > 1:
+        return T
     return k if k < T else T
 
 
