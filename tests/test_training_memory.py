@@ -197,6 +197,18 @@ def test_y_is_read_only_and_writing_it_cannot_change_the_gradients(mode, opts, l
 
 
 @pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+def test_y_stays_valid_after_backprop(mode):
+    """y shares the state history; backprop reads it and never writes it."""
+    layer = getattr(fr, mode)(4, 3, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal((6, 2, 4))
+    y, _, backprop = layer.begin_update(x)
+    before = y.copy()
+    backprop(np.ones_like(y))
+    assert y.tobytes() == before.tobytes()
+    np.testing.assert_array_equal(y, layer(x)[0])
+
+
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
 def test_inference_output_stays_writable(mode):
     layer = getattr(fr, mode)(4, 3, seed=0)
     y, _ = layer(np.ones((5, 2, 4), np.float32))
