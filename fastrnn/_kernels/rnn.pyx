@@ -26,9 +26,8 @@ from libc.string cimport memcpy
 from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_rows, opt_ptr, step_rows
-from .blas cimport gemm
 from .gates cimport rnn_bwd, rnn_fwd
-from .packed cimport fr_run_parts, gemm_once, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums_with, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -192,11 +191,11 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
         n = nt * B
         # (1) dW_ih += dG^T @ X[t0:t0+nt];  dX[t0:t0+nt] += dG @ W_ih  (or = over X itself: these rows of
         #     X are read by nothing after dW_ih)
-        gemm(True, False, H, I, n, <floating>1, dG, H, X + <Py_ssize_t>t0 * B * I, I, <floating>1, dW_ih, I)
+        gemm_once_at(H, I, n, dG, H, X + <Py_ssize_t>t0 * B * I, I, <floating>1, dW_ih, I)
         gemm_once(False, n, I, H, dG, H, W_ih, I, beta_dx, dX + <Py_ssize_t>t0 * B * I, I)
         # (2) dW_hh += dG^T @ H_prev, H_prev = the slots before each step's output
         H_prev = Hs + (t0 + 1 if reverse else t0) * BH
-        gemm(True, False, H, H, n, <floating>1, dG, H, H_prev, H, <floating>1, dW_hh, H)
+        gemm_once_at(H, H, n, dG, H, H_prev, H, <floating>1, dW_hh, H)
         # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
         add_col_sums_with(ones, db_ih, dG, n, H, H)
         add_col_sums_with(ones, db_hh, dG, n, H, H)
