@@ -138,13 +138,14 @@ def test_blas_thread_count_is_read_live():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans", [True, False])
-@pytest.mark.parametrize("M,H,packed_expected", [(50, 64, None), (50, 128, None), (8, 128, None), (7, 128, False),
-                                                 (16, 600, False), (400, 200, None), (3000, 200, False)])
+@pytest.mark.parametrize("M,H,packed_expected", [(50, 64, None), (50, 128, None), (100, 128, None), (8, 128, None),
+                                                 (7, 128, False), (16, 600, False), (400, 200, None),
+                                                 (3000, 200, False)])
 def test_products_once_per_call(dtype, trans, M, H, packed_expected):
     """gemm_once, the door of the input product (forward, op(W) = W_ih^T) and of dX = dG @ W_ih (backward):
     at one BLAS thread it takes the packed GEMM for small products (M >= 8, packed W <= 4 MiB; forward
     A <= 128 KiB; backward A <= 2 MiB and only past OpenBLAS's small-matrix sizes, M N K > 2^20), else BLAS;
-    both give the product."""
+    with two BLAS threads only those of at most 2^22 multiply-adds; both give the product."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     N, K = (4 * H, H) if trans else (H, 4 * H)
     A, W, C = _operands(dtype, trans, M, N, K)
@@ -161,8 +162,8 @@ def test_products_once_per_call(dtype, trans, M, H, packed_expected):
     np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
     from fastrnn._kernels.blas import _blas_threads
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        if _blas_threads() == 2:
-            assert not packed._gemm_once_test(trans, A, W, C, 0.0), "two BLAS threads: BLAS gemm"
+        if _blas_threads() == 2:  # BLAS's threads only for products past SMALL_MACS = 2^22 multiply-adds
+            assert packed._gemm_once_test(trans, A, W, C, 0.0) == (rule and M * N * K <= 1 << 22)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -170,7 +171,7 @@ def test_products_once_per_call(dtype, trans, M, H, packed_expected):
                                                    (1024, 256, 400, False)])
 def test_weight_gradients_once_per_call(dtype, M, N, K, packed_expected):
     """gemm_once_at, the door of dW += dG^T @ X: at one BLAS thread gemm_packed_at when K >= 256 and dW is at
-    most 256 KiB, else BLAS; at two BLAS threads BLAS; both give the product."""
+    most 256 KiB, else BLAS; with two BLAS threads when M N K <= 2^22, else BLAS; both give the product."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from fastrnn._kernels.blas import _blas_threads
     rng = np.random.default_rng(M + N + K)
@@ -184,8 +185,8 @@ def test_weight_gradients_once_per_call(dtype, M, N, K, packed_expected):
         assert took_packed == packed_expected
     np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        if _blas_threads() == 2:
-            assert not packed._gemm_once_at_test(A, B, C, 0.0), "two BLAS threads: BLAS gemm"
+        if _blas_threads() == 2:  # BLAS's threads only for products past SMALL_MACS = 2^22 multiply-adds
+            assert packed._gemm_once_at_test(A, B, C, 0.0) == (M * N * K <= 1 << 22)
 
 
 def test_shape_mismatch_is_refused():

@@ -168,13 +168,24 @@ cdef inline void gemm_step(const floating* Wp, bint trans, int M, int N, int K, 
         gemm(False, trans, M, N, K, <floating>1, A, lda, W, ldw, beta, C, ldc)
 
 
+# A product of at most this many multiply-adds (about 75 us on one core) runs on the calling thread even
+# when BLAS has more threads: waking BLAS's idle threads (a futex wake-up: 20-40 us on the 2-core
+# development VM) and handing them the work costs about what splitting it saves, and makes a batch-1
+# call's time depend on whether BLAS's threads happened to be spinning.
+# Measured, float32, 2 BLAS threads, M = 50, K = I = 64-256: OpenBLAS 0.9-1.5x faster than the packed
+# GEMM on one thread when its threads are spinning (calls back to back), 0.4-1.2x when they slept first.
+cdef enum:
+    SMALL_MACS = 1 << 22
+
+
 # Whether a product computed once per call, C[M, N] = A[M, K] @ op(W) (the input product (1) before the
-# time loop, dX = dG @ W_ih after it), goes to the packed GEMM rather than BLAS gemm: when BLAS runs one
-# thread, M >= 8 and the packed W is at most 4 MiB, and
+# time loop, dX = dG @ W_ih after it), goes to the packed GEMM rather than BLAS gemm: M >= 8 and the packed
+# W is at most 4 MiB, and
 # - forward (op(W) = W^T, N = gates*H): A is small enough to be re-read from L2 for every panel of W
 #   (<= 128 KiB);
 # - backward (op(W) = W, N = I): A up to 2 MiB, once past OpenBLAS's small-matrix sizes (M N K > 2^20),
-#   where OpenBLAS's own kernels win.
+#   where OpenBLAS's own kernels win;
+# and BLAS runs one thread, or the product is small (SMALL_MACS).
 # Measured with bench/small_gemm.py (pack + packed product against BLAS gemm, 1 thread, I = H = 64-512)
 # on OpenBLAS 0.3 (SkylakeX kernels), AVX-512:
 # - forward: 1.3-1.9x at M = 8-32, 1.2-1.5x at M = 50, 1.03-1.14x at M = 100-400 (float32), 1.04-1.23x
@@ -189,7 +200,7 @@ cdef inline bint packed_product(bint trans, int M, int N, int K, size_t itemsize
         return False
     if not trans and (a_bytes > (<size_t>2) << 20 or <size_t>M * N * K <= (<size_t>1) << 20):
         return False
-    return blas_threads() == 1
+    return blas_threads() == 1 or <size_t>M * N * K <= SMALL_MACS
 
 
 # C[M, N] = A @ op(W) + beta * C for a product computed once per call (trans: W stored (N, K), op(W) =
@@ -208,15 +219,16 @@ cdef inline void gemm_once(bint trans, int M, int N, int K, const floating* A, i
 
 
 # Whether a weight gradient C[M, N] += A^T @ B (A = dG stored (K, M), B = X or H_prev stored (K, N), K the
-# T*B rows of a call) goes to gemm_packed_at rather than BLAS gemm: when BLAS runs one thread, K >= 256
-# and C is at most 256 KiB. Measured (bench/small_gemm.py, the weight-gradient rows; 1 thread, AVX-512,
-# OpenBLAS 0.3 SkylakeX kernels, M = g H for g = 1, 4 gates, N = H, K = 50-6400): float32 1.12-1.77x with C
-# <= 256 KiB (H <= 128 at 4 gates, H <= 256 at one), 0.92-1.11x for C of 1-4 MiB; float64 1.03-1.41x
-# with C <= 256 KiB, 0.75-1.07x above; at K = 50 0.93-1.11x.
+# T*B rows of a call) goes to gemm_packed_at rather than BLAS gemm: at one BLAS thread when K >= 256 and
+# C is at most 256 KiB; with more BLAS threads when the product is small (SMALL_MACS). Measured
+# (bench/small_gemm.py, the weight-gradient rows; 1 thread, AVX-512, OpenBLAS 0.3 SkylakeX kernels,
+# M = g H for g = 1, 4 gates, N = H, K = 50-6400): float32 1.12-1.77x with C <= 256 KiB (H <= 128 at 4
+# gates, H <= 256 at one), 0.92-1.11x for C of 1-4 MiB; float64 1.03-1.41x with C <= 256 KiB, 0.75-1.07x
+# above; at K = 50 0.93-1.11x.
 cdef inline bint packed_at_product(int M, int N, int K, size_t itemsize) noexcept nogil:
-    if K < 256 or <size_t>M * N * itemsize > (<size_t>256) << 10:
-        return False
-    return blas_threads() == 1
+    if blas_threads() != 1:
+        return <size_t>M * N * K <= SMALL_MACS
+    return K >= 256 and <size_t>M * N * itemsize <= (<size_t>256) << 10
 
 
 # C[M, N] = A^T @ B + beta * C for a weight gradient (A stored (K, M), B stored (K, N)): gemm_packed_at
