@@ -1,5 +1,6 @@
 """One row times W^T, the batch-1 step's product: fastrnn's kernel (fastrnn/_kernels/gemv.h) against
-BLAS's GEMV (scipy's OpenBLAS), W (4H, H) float32, 1 BLAS thread.
+BLAS's GEMV (scipy's OpenBLAS), W (4H, H) float32, 1 BLAS thread. W starts on a 64-byte boundary, as
+the layers' parameter buffers do (fastrnn/_params.py); --offset B shifts it by B bytes.
 
 The two are interleaved, each sample repeating the product on the same W and x; the table gives the
 median time per product and the median of the paired ratios (BLAS / gemv.h, so > 1 means gemv.h is
@@ -21,9 +22,18 @@ from bench.openblas_env import unpin_openblas  # noqa: E402
 from fastrnn._kernels.blas import _time_one_row  # noqa: E402
 
 
-def measure(H, samples, sample_s=0.02):
+def aligned(shape, offset_bytes=0):
+    """A float32 array of `shape` whose data starts `offset_bytes` past a 64-byte boundary."""
+    n = int(np.prod(shape))
+    raw = np.empty(n + 32, np.float32)
+    start = (-raw.ctypes.data % 64 + offset_bytes) // 4
+    return raw[start:start + n].reshape(shape)
+
+
+def measure(H, samples, sample_s=0.02, offset_bytes=0):
     rng = np.random.default_rng(H)
-    W = rng.standard_normal((4 * H, H)).astype(np.float32)
+    W = aligned((4 * H, H), offset_bytes)
+    W[...] = rng.standard_normal((4 * H, H))
     x = rng.standard_normal(H).astype(np.float32)
     y = np.empty(4 * H, np.float32)
     one = _time_one_row(True, W, x, y, 100) / 100
@@ -38,6 +48,7 @@ def measure(H, samples, sample_s=0.02):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples")
+    ap.add_argument("--offset", type=int, default=0, choices=(0, 16, 32, 48), help="bytes past a 64-byte boundary")
     ap.add_argument("--keep-openblas-env", action="store_true", help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
     args = ap.parse_args(argv)
     if not args.keep_openblas_env:
@@ -46,7 +57,7 @@ def main(argv=None):
     print("| ---: | ---: | ---: | ---: | ---: |")
     with threadpool_limits(1, "blas"):
         for H in (64, 128, 256, 512):
-            ours, blas, ratio = measure(H, 5 if args.quick else 21)
+            ours, blas, ratio = measure(H, 5 if args.quick else 21, offset_bytes=args.offset)
             print(f"| {H} | {16 * H * H // 1024} KiB | {ours * 1e6:.2f} | {blas * 1e6:.2f} | {ratio:.2f} |", flush=True)
     return 0
 

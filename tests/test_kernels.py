@@ -31,11 +31,11 @@ def test_gemm_matches_numpy(dtype, trans_a, trans_b, M, N, K):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("K", [1, 7, 8, 15, 16, 17, 31, 32, 33, 48, 100, 257])
-@pytest.mark.parametrize("N", [1, 5, 64])
+@pytest.mark.parametrize("N", [1, 5, 7, 64])
 def test_one_row_times_transposed_matrix(dtype, K, N):
     """a @ W^T with W stored (N, K), the batch-1 step (gemv.h, not BLAS): every split of K into the two
-    vector accumulators, one vector and the scalar tail, for 8- and 16-lane vectors; beta = 0 must not
-    read C."""
+    vector accumulators, one vector and the scalar tail, for 8- and 16-lane vectors, and of N into blocks
+    of four rows and the rows left; beta = 0 must not read C."""
     rng = np.random.default_rng(K * 10 + N)
     A = rng.standard_normal((1, K)).astype(dtype)
     W = rng.standard_normal((N, K)).astype(dtype)
@@ -174,3 +174,24 @@ def test_lstm_and_gru_kernels_check_their_buffers():
         gru.forward(X, np.zeros((3 * H, I)), np.zeros((3 * H, H)), np.zeros(3 * H), np.zeros(3 * H),
                     np.zeros((B, H)), None, None, 0, np.zeros((T, B, 3 * H)), np.zeros((2, B, H)),
                     np.zeros((3, B, H)), False, True)
+
+
+# ---- parameter buffers start on a cache line (the one-row kernel's loads then never straddle two) ----
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 3, 17, 1000])
+def test_aligned_zeros(dtype, n):
+    from fastrnn._params import ALIGN, aligned_zeros
+    a = aligned_zeros(n, dtype)
+    assert a.shape == (n,) and a.dtype == dtype and a.ctypes.data % ALIGN == 0 and not a.any()
+
+
+def test_parameter_buffers_are_aligned_in_layers_cells_and_models():
+    import fastrnn as fr
+    from fastrnn._params import ALIGN
+    layers = [fr.LSTM(3, 5), fr.GRUCell(4, 6, dtype=np.float64), fr.Sequential(fr.Linear(3, 4), fr.RNN(4, 16))]
+    for layer in layers:
+        assert layer.param_set.data.ctypes.data % ALIGN == 0
+        assert layer.param_set.grad.ctypes.data % ALIGN == 0
+    # and the first weight of each layer, which starts the buffer
+    assert next(iter(layers[0].params.values())).ctypes.data % ALIGN == 0

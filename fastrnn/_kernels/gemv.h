@@ -1,12 +1,14 @@
 /* One row times a row-major matrix's transpose, y = alpha * W x + beta * y, in float (suffix _f) and
  * double (suffix _d); the code is in gemv_impl.h, compiled twice as gates.h does it.
  *
- * Why: a batch-1 step multiplies one row by W_ih^T and W_hh^T, W stored (N, K) row-major. BLAS's GEMV
- * reads several rows of W at once and sums them in vector lanes; here each row of W is one contiguous
- * stream into two vector accumulators, folded at the end of the row. bench/one_row.py, against scipy's
- * OpenBLAS 0.3 sgemv (SkylakeX kernels), W (4H, H), 1 thread, two runs on the AVX-512 development
- * machine: 1.13-1.15x at H = 64, 1.07-1.11x at 128, 1.19-1.20x at 256, 1.05-1.06x at 512. In a C
- * microbenchmark, reading 2 or 4 rows at once was slower than one.
+ * Why: a batch-1 step multiplies one row by W_ih^T and W_hh^T, W stored (N, K) row-major; this is the
+ * cells' product, bound by how fast W streams in. Four rows of W at a time, each into two vector
+ * accumulators that share one load of x, folded at the end of the rows (gemv_impl.h). bench/one_row.py,
+ * W (4H, H) float32 on a 64-byte boundary, 1 thread, against scipy's OpenBLAS 0.3 sgemv (SkylakeX
+ * kernels), two runs alternated with the previous kernel (one row at a time) on the AVX-512 development
+ * machine: 1.21-1.22x at H = 64, 1.26-1.29x at 128, 1.10-1.11x at 256, 1.07-1.09x at 512 (the previous
+ * kernel: 0.82-0.86x, 0.90-1.03x, 1.00-1.03x, 1.03-1.05x). A W 16 bytes off a cache line runs 15-35%
+ * slower: every 64-byte load then straddles two lines (hence the aligned parameter buffers, _params.py).
  *
  * Every function is compiled for AVX-512, AVX2 + FMA and the baseline, as in gates.h.
  */
