@@ -100,9 +100,8 @@ cdef inline void gemm_packed_2(int M, int N, int K1, const floating* A1, int lda
 # (else BLAS gemm). The rule, from bench/packed_gemm.py on an AVX-512 machine (1 and 2 threads):
 # - a call of T < 4 steps does not repay the packing (cells, single steps: BLAS's GEMV/GEMM);
 # - B == 1 too: packed beat OpenBLAS's GEMV 1.2-1.8x per sequence (T=50, H 64-256, 1 and 2 threads,
-#   fr.LSTM/GRU/RNN inference timed alone), and fastrnn's own one-row kernel (gemv.h, which the
-#   unpacked path now reaches through blas.gemm) by 1.01-1.3x (same calls, 1 thread, separate processes
-#   alternated), packing included; it also keeps BLAS threads out of the step loop;
+#   fr.LSTM/GRU/RNN inference timed alone); it also keeps BLAS threads out of the step loop (but see
+#   pack_for_steps for the forward steps at K >= 128, which go to fastrnn's one-row kernel);
 # - past 16 MiB of weights the packed GEMM stops beating BLAS (memory bound);
 # - B > 32: with 1 BLAS thread packed is still ~1.4x faster per step, but with 2 threads OpenBLAS
 #   splits B >= 64 rows across both cores and wins (0.8-0.9x), while at B <= 32 packed wins either way.
@@ -139,9 +138,14 @@ cdef inline int row_parts(int T, int B) noexcept nogil:
 
 # The packed op(W) for the per-step products of a T-step call with B rows when packed_steps says so,
 # else NULL, meaning "use BLAS gemm" (NULL also when out of memory). Free the result with free.
+# Not for one row times W^T with K >= 128 (a batch-1 forward step): fastrnn's one-row kernel (gemv.h,
+# which blas.gemm sends it to) reads W in place as fast as the packed GEMM reads the packed copy, and
+# spares the packing. Measured, batch-1 T=50 inference, 1 thread, alternated with the packed steps
+# (five times; RNN three): LSTM 1.03x at H = 128, 1.07x at 256, GRU 1.15x at H = 256, RNN 1.04x at
+# H = 128-256; at H = 64 0.97-0.98x (LSTM, GRU), hence K >= 128.
 cdef inline floating* pack_for_steps(int T, int B, bint trans, int K, int N, const floating* W,
                                      int ldw) noexcept nogil:
-    if not packed_steps(T, B, K, N, sizeof(floating)):
+    if not packed_steps(T, B, K, N, sizeof(floating)) or B == 1 and trans and K >= 128:
         return NULL
     return pack_weights(trans, K, N, W, ldw)
 
