@@ -1,6 +1,9 @@
 """One row times W^T, the batch-1 step's product: fastrnn's kernel (fastrnn/_kernels/gemv.h) against
 BLAS's GEMV (scipy's OpenBLAS), W (4H, H) float32, 1 BLAS thread. W starts on a 64-byte boundary, as
-the layers' parameter buffers do (fastrnn/_params.py); --offset B shifts it by B bytes.
+the layers' parameter buffers do (fastrnn/_params.py); --offset B shifts it by B bytes. The last
+columns give the time to only read W once (gemv.h's gemv_read: its sum with four accumulators), the
+floor of any one-row product over W, and the bandwidth that is: W of 64-256 KiB stays in L2 between
+products, 1 MiB is L2's size, 4 MiB comes from L3.
 
 The two are interleaved, each sample repeating the product on the same W and x; the table gives the
 median time per product and the median of the paired ratios (BLAS / gemv.h, so > 1 means gemv.h is
@@ -19,7 +22,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.openblas_env import unpin_openblas  # noqa: E402
-from fastrnn._kernels.blas import _time_one_row  # noqa: E402
+from fastrnn._kernels.blas import _time_one_row, _time_read  # noqa: E402
 
 
 def aligned(shape, offset_bytes=0):
@@ -38,11 +41,12 @@ def measure(H, samples, sample_s=0.02, offset_bytes=0):
     y = np.empty(4 * H, np.float32)
     one = _time_one_row(True, W, x, y, 100) / 100
     repeats = max(10, int(sample_s / one))
-    ours, blas = [], []
+    ours, blas, read = [], [], []
     for _ in range(samples):
         ours.append(_time_one_row(True, W, x, y, repeats) / repeats)
         blas.append(_time_one_row(False, W, x, y, repeats) / repeats)
-    return np.median(ours), np.median(blas), np.median(np.array(blas) / np.array(ours))
+        read.append(_time_read(W, repeats)[0] / repeats)
+    return (np.median(ours), np.median(blas), np.median(np.array(blas) / np.array(ours)), np.median(read))
 
 
 def main(argv=None):
@@ -53,12 +57,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not args.keep_openblas_env:
         unpin_openblas(Path(__file__).resolve(), sys.argv[1:])
-    print("| H | W (4H x H) | gemv.h us | BLAS GEMV us | BLAS / gemv.h |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print("| H | W (4H x H) | gemv.h us | BLAS GEMV us | BLAS / gemv.h | read W us | read GB/s | gemv.h / read |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with threadpool_limits(1, "blas"):
         for H in (64, 128, 256, 512):
-            ours, blas, ratio = measure(H, 5 if args.quick else 21, offset_bytes=args.offset)
-            print(f"| {H} | {16 * H * H // 1024} KiB | {ours * 1e6:.2f} | {blas * 1e6:.2f} | {ratio:.2f} |", flush=True)
+            ours, blas, ratio, read = measure(H, 5 if args.quick else 21, offset_bytes=args.offset)
+            nbytes = 16 * H * H
+            print(f"| {H} | {nbytes // 1024} KiB | {ours * 1e6:.2f} | {blas * 1e6:.2f} | {ratio:.2f} | {read * 1e6:.2f} | "
+                  f"{nbytes / read / 1e9:.0f} | {ours / read:.2f} |", flush=True)
     return 0
 
 

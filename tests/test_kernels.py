@@ -63,6 +63,17 @@ def test_one_row_timing_hook_computes_the_product_both_ways(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_read_timing_hook_reads_all_of_w(dtype):
+    """bench/one_row.py's read floor: gemv_read sums every element of W (repeats times); other widths refused."""
+    W = np.random.default_rng(6).standard_normal((7, 128)).astype(dtype)
+    seconds, total = blas._time_read(W, 3)
+    assert seconds >= 0.0
+    np.testing.assert_allclose(total, 3 * W.astype(np.float64).sum(), rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="multiple of"):
+        blas._time_read(W[:, :100].copy(), 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_beta_zero_ignores_garbage_in_c(dtype):
     A = np.ones((1, 3), dtype)
     B = np.ones((3, 4), dtype)

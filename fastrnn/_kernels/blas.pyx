@@ -13,6 +13,8 @@ cdef extern from "gemv.h" nogil:
     void fr_gemv_dot_f(int N, int K, float alpha, const float* W, int ldw, const float* x, float beta, float* y)
     void fr_gemv_dot_d(int N, int K, double alpha, const double* W, int ldw, const double* x, double beta,
                        double* y)
+    float fr_gemv_read_f(int N, int K, const float* W, int ldw)
+    double fr_gemv_read_d(int N, int K, const double* W, int ldw)
 
 
 cdef extern from "blas_threads.h" nogil:
@@ -150,3 +152,22 @@ def _time_one_row(bint ours, floating[:, ::1] W, floating[::1] x, floating[::1] 
                     dgemv(&gt, &K, &N, &alpha, &W[0, 0], &K, &x[0], &one, &beta, &y[0], &one)
         t0 = _now() - t0
     return t0
+
+
+def _time_read(floating[:, ::1] W, int repeats):
+    """Seconds for `repeats` reads of all of W (its sum, gemv.h's gemv_read), without the GIL: the time W
+    takes to stream in, the floor of a one-row product over W; benchmark hook for bench/one_row.py.
+    Returns (seconds, the sum)."""
+    cdef int N = W.shape[0], K = W.shape[1], r
+    cdef double t0, total = 0
+    if K % (256 // sizeof(floating)) != 0:
+        raise ValueError(f"W must have a multiple of {256 // sizeof(floating)} columns, got {K}")
+    with nogil:
+        t0 = _now()
+        for r in range(repeats):
+            if floating is float:
+                total += fr_gemv_read_f(N, K, &W[0, 0], K)
+            else:
+                total += fr_gemv_read_d(N, K, &W[0, 0], K)
+        t0 = _now() - t0
+    return t0, total

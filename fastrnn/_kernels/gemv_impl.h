@@ -93,3 +93,25 @@ FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_
     if (kv < K)
         FR_NAME(gemv_tail)(N, kv, K, alpha, W, ldw, x, y);
 }
+
+/* The sum of all elements of W (N, K) row-major, reading every row once with four vector accumulators:
+ * no arithmetic to wait for, so its time is that of streaming W in, the floor of gemv_dot's (the
+ * measuring stick of bench/one_row.py; not used by the kernels). K a multiple of 4 VL. */
+FR_GEMV_CLONES static FR_T FR_NAME(gemv_read)(int N, int K, const FR_T *W, int ldw)
+{
+    typedef FR_NAME(gvec) V;
+    enum { VL = FR_GEMV_BYTES / sizeof(FR_T) };
+    V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    const FR_T *w;
+    int n, k;
+    for (n = 0; n < N; n++) {
+        w = W + (ptrdiff_t)n * ldw;
+        for (k = 0; k + 4 * VL <= K; k += 4 * VL) {
+            a0 += *(const V *)(w + k);
+            a1 += *(const V *)(w + k + VL);
+            a2 += *(const V *)(w + k + 2 * VL);
+            a3 += *(const V *)(w + k + 3 * VL);
+        }
+    }
+    return FR_NAME(gemv_fold)(a0 + a1 + a2 + a3);
+}
