@@ -4,8 +4,12 @@ threads may run inference on one model at once, and separate layers may train at
 - 4 threads lined up by a Barrier give bitwise the results of sequential runs, with BLAS limited to
   one thread and at its default (OpenBLAS races show up only under concurrency);
 - a Python thread keeps running while a long (T=20000) forward is inside the kernel;
-- two threads training separate layers give the gradients of sequential training.
+- two threads training separate layers give the gradients of sequential training;
+- the threads of a call's row blocks start on another CPU than the caller's.
 """
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -164,3 +168,26 @@ def test_two_threads_training_separate_layers_match_sequential(mode, opts):
             expected = [train(make(k), xs[k], lengths[k]) for k in range(2)]
             got = run_threads(train, [(make(k), xs[k], lengths[k]) for k in range(2)])
         assert got == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and at least two CPUs")
+def test_row_blocks_start_on_another_cpu_than_the_caller():
+    """parts.h starts the threads of a call's row blocks off the caller's CPU. Without that, a CPU another
+    process has just used looks busy to the scheduler, and the new thread lands on the caller's CPU (9 of
+    10 calls here when the check was written); so the other CPUs are kept busy for 50 ms before each call."""
+    from fastrnn._kernels.packed_hooks import _part_cpus
+
+    allowed = os.sched_getaffinity(0)
+    same = 0
+    for _ in range(10):
+        here = _part_cpus(1)[0]
+        others = allowed - {here}
+        spin = "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < 0.05:\n    pass\n"
+        subprocess.run([sys.executable, "-c", spin], check=True, preexec_fn=lambda: os.sched_setaffinity(0, others))
+        cpus = _part_cpus(2)
+        assert all(c in allowed for c in cpus)
+        same += cpus[0] == cpus[1]
+    assert same <= 1, f"both row blocks ran on one CPU in {same} of 10 calls"
+    with pytest.raises(ValueError, match="parts must be in"):
+        _part_cpus(0)

@@ -4,8 +4,8 @@ from libc.stdlib cimport free
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .blas cimport gemm
-from .packed cimport (gemm_once, gemm_once_at, gemm_packed, gemm_packed_2, gemm_packed_at, pack_weights,
-                      pack_weights_2, packed_at_product, packed_product)
+from .packed cimport (FR_MAX_PARTS, fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_packed_2,
+                      gemm_packed_at, pack_weights, pack_weights_2, packed_at_product, packed_product)
 
 
 def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
@@ -129,3 +129,22 @@ def _time_at(bint packed, floating[:, ::1] A, floating[:, ::1] B, floating[:, ::
     if status != 0:
         raise MemoryError("cannot allocate the kernel's scratch")
     return t0
+
+
+cdef extern from "<sched.h>" nogil:
+    int sched_getcpu()
+
+
+cdef void _record_cpu(void* cpus, int part) noexcept nogil:
+    (<int*>cpus)[part] = sched_getcpu()
+
+
+def _part_cpus(int parts):
+    """The CPU each of `parts` row blocks of one call (parts.h's fr_run_parts) started on, part 0 being the
+    calling thread (test hook: the blocks should start on different CPUs)."""
+    cdef int cpus[FR_MAX_PARTS]
+    if not 1 <= parts <= FR_MAX_PARTS:
+        raise ValueError(f"parts must be in [1, {FR_MAX_PARTS}], got {parts}")
+    with nogil:
+        fr_run_parts(parts, _record_cpu, cpus)
+    return [cpus[p] for p in range(parts)]
