@@ -92,6 +92,10 @@ static inline void fr_run_parts(int parts, fr_part_fn fn, void *ctx)
 #if FR_PARTS_PLACE
         job[p].allowed = placed ? &allowed : NULL;
         started[p] = pthread_create(&thread[p], placed ? &attr : NULL, fr_part_main, &job[p]) == 0;
+        if (!started[p] && placed) {    /* refused with the CPU set: start it where the scheduler likes */
+            job[p].allowed = NULL;
+            started[p] = pthread_create(&thread[p], NULL, fr_part_main, &job[p]) == 0;
+        }
 #else
         started[p] = pthread_create(&thread[p], NULL, fr_part_main, &job[p]) == 0;
 #endif
