@@ -189,6 +189,43 @@ def test_weight_gradients_once_per_call(dtype, M, N, K, packed_expected):
             assert packed._gemm_once_at_test(A, B, C, 0.0) == (M * N * K <= 1 << 22)
 
 
+@pytest.mark.parametrize("door", ["input", "dx", "dw"])
+@pytest.mark.parametrize("M", [257, 1000])
+def test_large_products_on_own_threads_at_two_blas_threads(door, M):
+    """With two BLAS threads, float32 products past 2^22 multiply-adds run as row blocks of C on fastrnn's own
+    threads (packed.pxd, own_parts), not on BLAS's: the product is right with an odd number of rows and a
+    beta; at one BLAS thread, in float64 and for a batch-1 call's 50 rows they are not split."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastrnn._kernels.blas import _blas_threads
+    rng = np.random.default_rng(M)
+    if door == "dw":   # dW[M, N] = dG^T @ X over K rows
+        N, K = 96, 3000
+        A, B = rng.standard_normal((K, M)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
+        expected_of = lambda C0: A.astype(np.float64).T @ B.astype(np.float64) - 0.5 * C0  # noqa: E731
+        run = lambda C: packed._gemm_once_at_test(A, B, C, np.float32(-0.5))  # noqa: E731
+    else:              # C[M, N] = A @ op(W), the input product (W_ih^T) or dX (W_ih)
+        trans = door == "input"
+        N, K = (512, 128) if trans else (128, 512)
+        A = rng.standard_normal((M, K)).astype(np.float32)
+        W = rng.standard_normal((N, K) if trans else (K, N)).astype(np.float32)
+        expected_of = lambda C0: A.astype(np.float64) @ (W.T if trans else W).astype(np.float64) - 0.5 * C0  # noqa: E731
+        run = lambda C: packed._gemm_once_test(trans, A, W, C, np.float32(-0.5))  # noqa: E731
+    assert M * N * K > 1 << 22
+    at = door == "dw"
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if _blas_threads() != 2:
+            pytest.skip("BLAS does not report two threads")
+        assert packed._own_parts_test(at, M, N, K, 4) == 2
+        assert packed._own_parts_test(at, M, N, K, 8) == 1
+        assert packed._own_parts_test(False, 50, 1024, 256, 4) == 1
+        C = rng.standard_normal((M, N)).astype(np.float32)
+        expected = expected_of(C.astype(np.float64))
+        assert run(C) is False
+    np.testing.assert_allclose(C, expected, rtol=2e-5, atol=2e-5 * np.sqrt(K))
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert packed._own_parts_test(at, M, N, K, 4) == 1
+
+
 def test_shape_mismatch_is_refused():
     A = np.ones((3, 4))
     with pytest.raises(ValueError, match="shapes"):

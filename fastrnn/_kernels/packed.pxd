@@ -213,10 +213,18 @@ cdef inline bint packed_product(bint trans, int M, int N, int K, size_t itemsize
 cdef inline void gemm_once(bint trans, int M, int N, int K, const floating* A, int lda, const floating* W,
                            int ldw, floating beta, floating* C, int ldc) noexcept nogil:
     cdef floating* Wp = NULL
+    cdef int parts = 1
     if packed_product(trans, M, N, K, sizeof(floating)):
         Wp = pack_weights(trans, K, N, W, ldw)
+    else:
+        parts = once_parts(M, N, K, sizeof(floating))
+        if parts > 1:
+            Wp = pack_weights(trans, K, N, W, ldw)
     if Wp != NULL:
-        gemm_packed(M, N, K, A, lda, Wp, beta, C, ldc)
+        if parts > 1:
+            _run_once(parts, False, M, N, K, A, lda, Wp, 0, beta, C, ldc)
+        else:
+            gemm_packed(M, N, K, A, lda, Wp, beta, C, ldc)
         free(Wp)
     else:
         gemm(False, trans, M, N, K, <floating>1, A, lda, W, ldw, beta, C, ldc)
@@ -239,7 +247,94 @@ cdef inline bint packed_at_product(int M, int N, int K, size_t itemsize) noexcep
 # when packed_at_product says so (and its scratch can be allocated), else BLAS gemm.
 cdef inline void gemm_once_at(int M, int N, int K, const floating* A, int lda, const floating* B, int ldb,
                               floating beta, floating* C, int ldc) noexcept nogil:
+    cdef int parts
     if packed_at_product(M, N, K, sizeof(floating)):
         if gemm_packed_at(M, N, K, A, lda, B, ldb, beta, C, ldc) == 0:
             return
+    else:
+        parts = own_parts(M, 16, <size_t>M * N * K, sizeof(floating))
+        if parts > 1:
+            _run_once(parts, True, M, N, K, A, lda, B, ldb, beta, C, ldc)
+            return
     gemm(True, False, M, N, K, <floating>1, A, lda, B, ldb, beta, C, ldc)
+
+
+# How many of fastrnn's own threads (parts.h) a product computed once per call runs on, as blocks of the
+# rows of C through the packed kernels, instead of going to BLAS; 1: not split (go to BLAS). With more
+# than one BLAS thread, the products bigger than SMALL_MACS, float32, with at least min_rows rows a block
+# (128 for A @ op(W), whose blocks each stream all of W: a batch-1 call's T = 50 rows stay with BLAS,
+# measured 1.5x faster there; 16 for the weight gradients, whose blocks split W's rows). Why not BLAS's
+# threads: they keep spinning after the product (OpenBLAS: ~100 ms of CPU), on the cores that the row
+# blocks of the time loops, in this call or the next, need. Measured, training steps back to back at 2
+# threads: LSTM B=32 T=100 H=128 28.7 ms a step with BLAS's threads (30.8 at 1 thread), 19.8 ms with
+# OpenBLAS's spin cut short (OPENBLAS_THREAD_TIMEOUT=4), 18-21 ms with the products split here; a
+# product timed alone (3200 x 128 by 128 x 512) 0.87x OpenBLAS's 2 threads. float64 keeps BLAS: its
+# packed kernels are slower than BLAS at these sizes (see packed_at_product).
+cdef inline int once_parts(int M, int N, int K, size_t itemsize) noexcept nogil:
+    # own_parts for gemm_once's A[M, K] @ op(W) (W of K x N): only while the packed W is at most 16 MiB
+    if <size_t>K * N * itemsize > (<size_t>16) << 20:
+        return 1
+    return own_parts(M, 128, <size_t>M * N * K, itemsize)
+
+
+cdef inline int own_parts(int M, int min_rows, size_t macs, size_t itemsize) noexcept nogil:
+    cdef int n
+    if itemsize != 4 or macs <= SMALL_MACS:
+        return 1
+    n = blas_threads()
+    if n > M // min_rows:
+        n = M // min_rows
+    if n > FR_MAX_PARTS:
+        n = FR_MAX_PARTS
+    return n if n > 1 else 1
+
+
+# One product computed once per call split into blocks of the rows of C, each on its own thread (parts.h):
+# C[M, N] = A @ op(W) + beta * C on the packed W (at false: B is the packed op(W)), or C = A^T @ B + beta * C
+# (at true: A stored (K, M), B stored (K, N); a block whose scratch cannot be allocated is done by BLAS
+# after the join).
+ctypedef struct _Once:
+    bint at, dbl
+    int M, N, K, lda, ldb, ldc, rows
+    const void* A
+    const void* B
+    void* C
+    double beta
+    int failed[FR_MAX_PARTS]
+
+
+cdef inline void _once_part(void* ctx, int part) noexcept nogil:
+    cdef _Once* c = <_Once*>ctx
+    cdef int m0 = part * c.rows
+    cdef int m = c.M - m0 if c.M - m0 < c.rows else c.rows
+    c.failed[part] = 0
+    if m <= 0:
+        return
+    if c.at and c.dbl:
+        c.failed[part] = gemm_packed_at(m, c.N, c.K, <const double*>c.A + m0, c.lda, <const double*>c.B, c.ldb,
+                                        <double>c.beta, <double*>c.C + <Py_ssize_t>m0 * c.ldc, c.ldc)
+    elif c.at:
+        c.failed[part] = gemm_packed_at(m, c.N, c.K, <const float*>c.A + m0, c.lda, <const float*>c.B, c.ldb,
+                                        <float>c.beta, <float*>c.C + <Py_ssize_t>m0 * c.ldc, c.ldc)
+    elif c.dbl:
+        gemm_packed(m, c.N, c.K, <const double*>c.A + <Py_ssize_t>m0 * c.lda, c.lda, <const double*>c.B,
+                    <double>c.beta, <double*>c.C + <Py_ssize_t>m0 * c.ldc, c.ldc)
+    else:
+        gemm_packed(m, c.N, c.K, <const float*>c.A + <Py_ssize_t>m0 * c.lda, c.lda, <const float*>c.B,
+                    <float>c.beta, <float*>c.C + <Py_ssize_t>m0 * c.ldc, c.ldc)
+
+
+cdef inline void _run_once(int parts, bint at, int M, int N, int K, const floating* A, int lda, const floating* B,
+                           int ldb, floating beta, floating* C, int ldc) noexcept nogil:
+    cdef _Once c
+    cdef int p, m0, m
+    c.at, c.dbl, c.M, c.N, c.K, c.lda, c.ldb, c.ldc = at, floating is double, M, N, K, lda, ldb, ldc
+    c.rows = (M + parts - 1) // parts
+    c.A, c.B, c.C, c.beta = A, B, C, beta
+    fr_run_parts(parts, _once_part, &c)
+    for p in range(parts):
+        m0 = p * c.rows
+        m = M - m0 if M - m0 < c.rows else c.rows
+        if c.failed[p] and m > 0:
+            # C[m0:m0+m] = A[:, m0:m0+m]^T @ B + beta * C[m0:m0+m]
+            gemm(True, False, m, N, K, <floating>1, A + m0, lda, B, ldb, beta, C + <Py_ssize_t>m0 * ldc, ldc)

@@ -5,7 +5,8 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .blas cimport gemm
 from .packed cimport (FR_MAX_PARTS, fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_packed_2,
-                      gemm_packed_at, pack_weights, pack_weights_2, packed_at_product, packed_product)
+                      gemm_packed_at, once_parts, own_parts, pack_weights, pack_weights_2, packed_at_product,
+                      packed_product)
 
 
 def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
@@ -73,6 +74,12 @@ def _gemm_once_at_test(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] 
     # C = A^T @ B + beta * C
     gemm_once_at(M, N, K, &A[0, 0], M, &B[0, 0], N, beta, &C[0, 0], N)
     return packed_at_product(M, N, K, sizeof(floating))
+
+
+def _own_parts_test(bint at, int M, int N, int K, int itemsize):
+    """How many of fastrnn's own threads gemm_once_at (at) or gemm_once would split C[M, N] over when the
+    product does not take the packed GEMM on the calling thread; 1: BLAS (test hook)."""
+    return own_parts(M, 16, <size_t>M * N * K, itemsize) if at else once_parts(M, N, K, itemsize)
 
 
 cdef double _now() noexcept nogil:

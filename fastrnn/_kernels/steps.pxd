@@ -6,7 +6,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from numpy cimport int64_t
 
-from .blas cimport gemm
+from .blas cimport blas_threads, gemm
 
 
 cdef inline bint active(const int64_t* lengths, int t, int b) noexcept nogil:
@@ -58,9 +58,26 @@ cdef inline void zero_row(floating* a, int n) noexcept nogil:
 cdef inline void add_col_sums_with(const floating* ones, floating* db, const floating* dG, Py_ssize_t rows, int n,
                                    int ld) noexcept nogil:
     # db[:n] += dG[:rows, :n].sum(axis=0), as the GEMV db += ones[rows] @ dG (ones: at least rows ones;
-    # rows <= INT_MAX: validated); nothing when db is NULL (no bias)
-    if db != NULL:
+    # rows <= INT_MAX: validated); nothing when db is NULL (no bias). With more than one BLAS thread, a
+    # loop on the calling thread instead: BLAS's GEMV would wake its threads, which then spin (OpenBLAS:
+    # ~100 ms) on the cores the next call's row blocks need (packed.pxd, own_parts).
+    if db == NULL:
+        return
+    if blas_threads() != 1:
+        _col_sums_loop(db, dG, rows, n, ld)
+    else:
         gemm(False, False, 1, n, <int>rows, <floating>1, ones, <int>rows, dG, ld, <floating>1, db, n)
+
+
+cdef inline void _col_sums_loop(floating* db, const floating* dG, Py_ssize_t rows, int n, int ld) noexcept nogil:
+    # db[:n] += dG[:rows, :n].sum(axis=0), a row at a time (the inner loop vectorizes)
+    cdef Py_ssize_t r
+    cdef int j
+    cdef const floating* row
+    for r in range(rows):
+        row = dG + r * ld
+        for j in range(n):
+            db[j] += row[j]
 
 
 cdef inline void add_col_sums(floating* db, const floating* dG, Py_ssize_t rows, int n, int ld) noexcept nogil:
@@ -77,6 +94,4 @@ cdef inline void add_col_sums(floating* db, const floating* dG, Py_ssize_t rows,
         add_col_sums_with(ones, db, dG, rows, n, ld)
         free(ones)
         return
-    for r in range(rows):  # no memory for the ones: the plain loop
-        for j in range(n):
-            db[j] += dG[r * ld + j]
+    _col_sums_loop(db, dG, rows, n, ld)  # no memory for the ones: the plain loop
