@@ -5,7 +5,7 @@
  * runs fn(ctx, p) for p in [0, parts): part 0 on the calling thread, the others on threads created for
  * this call and joined before it returns. Why fresh threads and not a pool (OpenMP): an idle pool
  * busy-waits after its work (libgomp by default for milliseconds), on the very cores the BLAS calls that
- * follow (weight gradients) and the caller's other threads need; creating a thread costs ~10-30 us, and
+ * follow (weight gradients) and the caller's other threads need; creating a thread costs ~10-45 us, and
  * only calls that take milliseconds are split. A thread that cannot be created runs its part on the
  * caller; without POSIX threads every part runs on the caller.
  *
