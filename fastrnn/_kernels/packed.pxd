@@ -208,8 +208,8 @@ cdef inline bint packed_product(bint trans, int M, int N, int K, size_t itemsize
 
 
 # C[M, N] = A @ op(W) + beta * C for a product computed once per call (trans: W stored (N, K), op(W) =
-# W^T; else W stored (K, N)): W packed and the packed GEMM when packed_product says so (and the packing
-# can be allocated), else BLAS gemm.
+# W^T; else W stored (K, N)): W packed and the packed GEMM when packed_product says so, or in blocks of
+# rows on fastrnn's own threads when once_parts says so (and the packing can be allocated), else BLAS gemm.
 cdef inline void gemm_once(bint trans, int M, int N, int K, const floating* A, int lda, const floating* W,
                            int ldw, floating beta, floating* C, int ldc) noexcept nogil:
     cdef floating* Wp = NULL
@@ -244,7 +244,8 @@ cdef inline bint packed_at_product(int M, int N, int K, size_t itemsize) noexcep
 
 
 # C[M, N] = A^T @ B + beta * C for a weight gradient (A stored (K, M), B stored (K, N)): gemm_packed_at
-# when packed_at_product says so (and its scratch can be allocated), else BLAS gemm.
+# when packed_at_product says so (and its scratch can be allocated), or in blocks of C's rows on fastrnn's
+# own threads when own_parts says so, else BLAS gemm.
 cdef inline void gemm_once_at(int M, int N, int K, const floating* A, int lda, const floating* B, int ldb,
                               floating beta, floating* C, int ldc) noexcept nogil:
     cdef int parts
