@@ -268,7 +268,8 @@ cdef inline void gemm_once_at(int M, int N, int K, const floating* A, int lda, c
 # threads: they keep spinning after the product (OpenBLAS: ~100 ms of CPU), on the cores that the row
 # blocks of the time loops, in this call or the next, need. Measured, training steps back to back at 2
 # threads: LSTM B=32 T=100 H=128 28.7 ms a step with BLAS's threads (30.8 at 1 thread), 19.8 ms with
-# OpenBLAS's spin cut short (OPENBLAS_THREAD_TIMEOUT=4), 18-21 ms with the products split here; a
+# OpenBLAS's spin cut short (OPENBLAS_THREAD_TIMEOUT=4), 18-21 ms with the products split here
+# (bench/back_to_back.py: 2-thread scaling 1.30x -> 1.89x); a
 # product timed alone (3200 x 128 by 128 x 512) 0.87x OpenBLAS's 2 threads. float64 keeps BLAS: its
 # packed kernels are slower than BLAS at these sizes (see packed_at_product).
 cdef inline int once_parts(int M, int N, int K, size_t itemsize) noexcept nogil:
