@@ -50,6 +50,26 @@ def test_one_row_times_transposed_matrix(dtype, K, N):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,K", [(1, 5), (4, 64), (7, 33), (256, 64), (1022, 129)])
+def test_one_row_rows_last_first_give_the_same_bits(dtype, N, K):
+    """gemv_rows with desc (the batch-1 forward steps, every other step) takes W's blocks of four rows last
+    first: each y[n] is the same sum in the same order, so the result is identical to the bit (the rows
+    past the last whole block too), and it is W @ x."""
+    rng = np.random.default_rng(N * 1000 + K)
+    W = rng.standard_normal((N, K)).astype(dtype)
+    x = rng.standard_normal(K).astype(dtype)
+    y0 = rng.standard_normal(N).astype(dtype)
+    up, down = y0.copy(), y0.copy()
+    blas._gemv_rows_test(W, x, up, 0.5, 2.0, False)
+    blas._gemv_rows_test(W, x, down, 0.5, 2.0, True)
+    np.testing.assert_array_equal(down, up)
+    expected = 0.5 * (W.astype(np.float64) @ x.astype(np.float64)) + 2.0 * y0
+    np.testing.assert_allclose(down, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+    with pytest.raises(ValueError, match="shapes"):
+        blas._gemv_rows_test(W, x[:-1] if K > 1 else np.ones(2, dtype), up, 1.0, 0.0, True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_one_row_timing_hook_computes_the_product_both_ways(dtype):
     """bench/one_row.py's hook: both paths leave y = W @ x; wrong shapes are refused."""
     rng = np.random.default_rng(5)

@@ -34,6 +34,21 @@ def test_matches_numpy(dtype, trans, M, N, K, beta):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans", [True, False])
+@pytest.mark.parametrize("M,N,K", [(1, 256, 64), (1, 100, 7), (5, 97, 33), (9, 64, 300), (1100, 33, 70)])
+def test_panels_last_first_give_the_same_bits(dtype, trans, M, N, K):
+    """desc (the step loops' every other step) reads the panels in the opposite order: every element of C
+    is the same sum in the same order, so the result is identical to the bit, the last narrow panel too."""
+    A, W, C = _operands(dtype, trans, M, N, K)
+    up, down = C.copy(), C.copy()
+    packed._gemm_packed_test(trans, A, W, up, 1.0, False)
+    packed._gemm_packed_test(trans, A, W, down, 1.0, True)
+    np.testing.assert_array_equal(down, up)
+    expected = A.astype(np.float64) @ (W.T if trans else W).astype(np.float64) + C.astype(np.float64)
+    np.testing.assert_allclose(down, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans", [True, False])
 @pytest.mark.parametrize("M,N,K", [(1100, 33, 70), (2000, 40, 300)])
 def test_large_a_in_row_blocks_matches_numpy(dtype, trans, M, N, K):
     """A larger than W and than FR_PACKED_A_BYTES: the rows run in blocks (packed_mc), the last one partial."""

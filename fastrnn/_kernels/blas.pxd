@@ -9,6 +9,11 @@ cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
                const floating* A, int lda, const floating* B, int ldb,
                floating beta, floating* C, int ldc) noexcept nogil
 
+# y[N] = alpha * W @ x[K] + beta * y for W stored (N, K) row-major (one row times W^T): gemv.h, as gemm
+# sends it there, with its rows taken last first when desc (packed.pxd, gemm_step)
+cdef void gemv_rows(int N, int K, floating alpha, const floating* W, int ldw, const floating* x, floating beta,
+                    floating* y, bint desc) noexcept nogil
+
 # y[n] += alpha * x[n]
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil
 

@@ -10,9 +10,10 @@ from scipy.linalg.cython_blas cimport dgemm, dgemv, daxpy, dnrm2, sgemm, sgemv, 
 
 
 cdef extern from "gemv.h" nogil:
-    void fr_gemv_dot_f(int N, int K, float alpha, const float* W, int ldw, const float* x, float beta, float* y)
+    void fr_gemv_dot_f(int N, int K, float alpha, const float* W, int ldw, const float* x, float beta, float* y,
+                       int desc)
     void fr_gemv_dot_d(int N, int K, double alpha, const double* W, int ldw, const double* x, double beta,
-                       double* y)
+                       double* y, int desc)
     float fr_gemv_read_f(int N, int K, const float* W, int ldw)
     double fr_gemv_read_d(int N, int K, const double* W, int ldw)
 
@@ -49,9 +50,9 @@ cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
         # c[N] = alpha * B @ a[K] + beta * c, B stored (N, K): rows of B are contiguous, and so is a
         # (row 0 of A); gemv.h is faster than BLAS's GEMV for this one (the batch-1 step).
         if floating is float:
-            fr_gemv_dot_f(N, K, alpha, B, ldb, A, beta, C)
+            fr_gemv_dot_f(N, K, alpha, B, ldb, A, beta, C, 0)
         else:
-            fr_gemv_dot_d(N, K, alpha, B, ldb, A, beta, C)
+            fr_gemv_dot_d(N, K, alpha, B, ldb, A, beta, C, 0)
         return
     if M == 1 or N == 1:
         if M == 1:
@@ -82,6 +83,17 @@ cdef void gemm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
         dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda, &beta, C, &ldc)
 
 
+cdef void gemv_rows(int N, int K, floating alpha, const floating* W, int ldw, const floating* x, floating beta,
+                    floating* y, bint desc) noexcept nogil:
+    if N <= 0 or K <= 0:
+        return   # not reached by fastrnn's kernels (sizes are validated >= 1)
+    # y = alpha * W @ x + beta * y
+    if floating is float:
+        fr_gemv_dot_f(N, K, alpha, W, ldw, x, beta, y, desc)
+    else:
+        fr_gemv_dot_d(N, K, alpha, W, ldw, x, beta, y, desc)
+
+
 cdef void axpy(int n, floating alpha, const floating* x, floating* y) noexcept nogil:
     cdef int one = 1
     if floating is float:
@@ -109,6 +121,14 @@ def _gemm_test(bint trans_a, bint trans_b, floating[:, ::1] A, floating[:, ::1] 
             or (B.shape[0] if trans_b else B.shape[1]) != N:
         raise ValueError("shapes do not agree")
     gemm(trans_a, trans_b, M, N, K, alpha, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1], beta, &C[0, 0], N)
+
+
+def _gemv_rows_test(floating[:, ::1] W, floating[::1] x, floating[::1] y, floating alpha, floating beta,
+                    bint desc):
+    """y = alpha * W @ x + beta * y through gemv_rows, W stored (N, K); desc: rows last first (test hook)."""
+    if x.shape[0] != W.shape[1] or y.shape[0] != W.shape[0]:
+        raise ValueError("shapes do not agree")
+    gemv_rows(W.shape[0], W.shape[1], alpha, &W[0, 0], W.shape[1], &x[0], beta, &y[0], desc)
 
 
 def _blas_threads():
@@ -141,9 +161,9 @@ def _time_one_row(bint ours, floating[:, ::1] W, floating[::1] x, floating[::1] 
             if ours:
                 # y = W @ x
                 if floating is float:
-                    fr_gemv_dot_f(N, K, alpha, &W[0, 0], K, &x[0], beta, &y[0])
+                    fr_gemv_dot_f(N, K, alpha, &W[0, 0], K, &x[0], beta, &y[0], 0)
                 else:
-                    fr_gemv_dot_d(N, K, alpha, &W[0, 0], K, &x[0], beta, &y[0])
+                    fr_gemv_dot_d(N, K, alpha, &W[0, 0], K, &x[0], beta, &y[0], 0)
             else:
                 # y = W @ x: W^T (K x N) column-major to BLAS, op 'T'
                 if floating is float:

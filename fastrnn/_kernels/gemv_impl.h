@@ -44,13 +44,14 @@ __attribute__((noinline)) static void FR_NAME(gemv_tail)(int N, int k0, int K, F
 }
 
 /* y[n] = alpha * sum_k W[n, k] x[k] + beta * y[n], n < N: W stored (N, K) row-major with leading
- * dimension ldw, x and y contiguous. beta = 0 does not read y (as BLAS).
+ * dimension ldw, x and y contiguous. beta = 0 does not read y (as BLAS). desc: the blocks of four rows
+ * are taken last first (the same sums, in the same order, for every n; see gemm_step in packed.pxd).
  * Rows go four at a time: each row streams into two vector accumulators while one load of x serves all
  * four rows, and the four streams keep enough loads in flight to run at the read bandwidth of L2 (one row
  * at a time ran 20-25% below it in a C microbenchmark). The last N % 4 rows go one at a time, and the
  * columns past the last whole pair of vectors (K % 2 VL) in gemv_tail. */
 FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_T *W, int ldw, const FR_T *x,
-                                             FR_T beta, FR_T *y)
+                                             FR_T beta, FR_T *y, int desc)
 {
     typedef FR_NAME(gvec) V;
     enum { VL = FR_GEMV_BYTES / sizeof(FR_T), R = 4 };
@@ -58,8 +59,10 @@ FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_
     const FR_T *w;
     V acc0[R], acc1[R], x0, x1;
     FR_T s;
-    int n, k, r;
-    for (n = 0; n + R <= N; n += R) {
+    const int nb = N / R;               /* whole blocks of R rows */
+    int n, k, r, i;
+    for (i = 0; i < nb; i++) {
+        n = (desc ? nb - 1 - i : i) * R;
         w = W + (ptrdiff_t)n * ldw;
         for (r = 0; r < R; r++) {
             acc0[r] = (V){0};
@@ -79,7 +82,7 @@ FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_
             y[n + r] = beta == (FR_T)0 ? alpha * s : alpha * s + beta * y[n + r];
         }
     }
-    for (; n < N; n++) {
+    for (n = nb * R; n < N; n++) {
         w = W + (ptrdiff_t)n * ldw;
         acc0[0] = (V){0};
         acc1[0] = (V){0};

@@ -138,10 +138,11 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
         g = <floating*>c.G + (<Py_ssize_t>t * B + b0) * H3
         if Wp_ih != NULL:
             # (1) g = x_t @ W_ih^T
-            gemm_packed(nb, H3, I, <const floating*>c.X + (<Py_ssize_t>t * B + b0) * I, I, Wp_ih, <floating>0, g, H3)
+            gemm_packed(nb, H3, I, <const floating*>c.X + (<Py_ssize_t>t * B + b0) * I, I, Wp_ih, <floating>0,
+                        g, H3, s & 1)
         if c.reset_after:
             # (2)-(4a) Gh = h_prev @ W_hh^T
-            gemm_step(Wp_rz, True, nb, H3, H, h_prev, H, W_hh, H, <floating>0, Gh, H3)
+            gemm_step(Wp_rz, True, nb, H3, H, h_prev, H, W_hh, H, <floating>0, Gh, H3, s & 1)
             for b in range(nb):
                 if active(lens, t, b):
                     # (2), (3), (4a), (5a), (6)
@@ -150,7 +151,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
                     zero_row(a_t + b * H, H)  # read by dW_hh's GEMM in backward: must be finite
         else:
             # (2), (3) g[:, :2H] += h_prev @ W_hh[:2H]^T
-            gemm_step(Wp_rz, True, nb, 2 * H, H, h_prev, H, W_hh, H, <floating>1, g, H3)
+            gemm_step(Wp_rz, True, nb, 2 * H, H, h_prev, H, W_hh, H, <floating>1, g, H3, s & 1)
             for b in range(nb):
                 if active(lens, t, b):
                     # (2), (3), (4b)
@@ -158,7 +159,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 else:
                     zero_row(a_t + b * H, H)
             # (5b) g[:, 2H:] += rh @ W_hn^T
-            gemm_step(Wp_n, True, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3)
+            gemm_step(Wp_n, True, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3, s & 1)
             for b in range(nb):
                 if active(lens, t, b):
                     # (5b), (6)
@@ -271,17 +272,17 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 gru_before_bwd_zn(H, dg + b * H3, h_prev + b * H, dh + b * H, dh_prev + b * H)
         if c.reset_after:
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H];  (4a) dh_prev += dA[t] @ W_hn
-            gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
-            gemm_step(Wp_n, False, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H)
+            gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H, s & 1)
+            gemm_step(Wp_n, False, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H, s & 1)
         else:
             # (5b) drh = dn_pre @ W_hn
-            gemm_step(Wp_n, False, nb, H, H, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H)
+            gemm_step(Wp_n, False, nb, H, H, dg + 2 * H, H3, W_hh + 2 * H * H, H, <floating>0, drh, H, s & 1)
             for b in range(nb):
                 if active(lens, t, b):
                     # (4b) dr = drh * h_prev, dh_prev += drh * r;  (2)
                     gru_before_bwd_r(H, dg + b * H3, drh + b * H, h_prev + b * H, dh_prev + b * H)
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H]
-            gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H)
+            gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H, s & 1)
         hold_inactive(dh_prev, dh, nb, H, lens, t)
         swap = dh_next
         dh_next = dh_prev

@@ -149,10 +149,10 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
         g = G + ((t % ng) * B + b0) * <Py_ssize_t>H4
         if Wp_x != NULL:
             # (1+2) g = x_t @ W_ih^T + h_prev @ W_hh^T
-            gemm_packed_2(nb, H4, I, X + (<Py_ssize_t>t * B + b0) * I, I, P, h_prev, P, Wp_x, <floating>0, g, H4)
+            gemm_packed_2(nb, H4, I, X + (<Py_ssize_t>t * B + b0) * I, I, P, h_prev, P, Wp_x, <floating>0, g, H4, s & 1)
         else:
             # (2) g += h_prev @ W_hh^T
-            gemm_step(Wp_hh, True, nb, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4)
+            gemm_step(Wp_hh, True, nb, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4, s & 1)
         for b in range(nb):
             if active(lens, t, b):
                 # (3), (4), (5)
@@ -161,7 +161,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
         if W_hr != NULL:
             # (6) h_t = r_t @ W_hr^T
-            gemm_step(Wp_hr, True, nb, P, H, r_t, H, W_hr, H, <floating>0, h_t, P)
+            gemm_step(Wp_hr, True, nb, P, H, r_t, H, W_hr, H, <floating>0, h_t, P, s & 1)
         hold_inactive(h_t, h_prev, nb, P, lens, t)
         hold_inactive(c_t, c_prev, nb, H, lens, t)
         # (7) Y[t] = h_t
@@ -268,7 +268,7 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
             for b in range(nb):
                 if not active(lens, t, b):
                     zero_row(dh_t + b * P, P)
-            gemm_step(Wp_hr, False, nb, H, P, dh_t, P, W_hr, H, <floating>0, dr, H)
+            gemm_step(Wp_hr, False, nb, H, P, dh_t, P, W_hr, H, <floating>0, dr, H, s & 1)
         else:
             memcpy(dr, dh, nb * H * sizeof(floating))
         for b in range(nb):
@@ -279,7 +279,7 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 zero_row(dg + b * H4, H4)
                 memcpy(dc_prev + b * H, dc_next + b * H, H * sizeof(floating))
         # (2) dh_prev = dG[t] @ W_hh
-        gemm_step(Wp_hh, False, nb, P, H4, dg, H4, W_hh, P, <floating>0, dh_prev, P)
+        gemm_step(Wp_hh, False, nb, P, H4, dg, H4, W_hh, P, <floating>0, dh_prev, P, s & 1)
         hold_inactive(dh_prev, dh, nb, P, lens, t)
         swap = dh_next
         dh_next = dh_prev

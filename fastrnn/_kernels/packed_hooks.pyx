@@ -9,8 +9,10 @@ from .packed cimport (FR_MAX_PARTS, fr_run_parts, gemm_once, gemm_once_at, gemm_
                       packed_product)
 
 
-def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta):
-    """C = A @ op(W) + beta * C through pack + gemm_packed; op(W) = W.T when trans (test hook)."""
+def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floating[:, ::1] C, floating beta,
+                      bint desc=False):
+    """C = A @ op(W) + beta * C through pack + gemm_packed; op(W) = W.T when trans; desc: panels last
+    first (test hook)."""
     cdef int M = C.shape[0], N = C.shape[1], K = A.shape[1]
     cdef floating* Wp
     if A.shape[0] != M or (W.shape[1] if trans else W.shape[0]) != K or (W.shape[0] if trans else W.shape[1]) != N:
@@ -19,7 +21,7 @@ def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floati
     if Wp == NULL:
         raise MemoryError("cannot allocate the packed weights")
     # C = A @ op(W) + beta * C
-    gemm_packed(M, N, K, &A[0, 0], A.shape[1], Wp, beta, &C[0, 0], N)
+    gemm_packed(M, N, K, &A[0, 0], A.shape[1], Wp, beta, &C[0, 0], N, desc)
     free(Wp)
 
 

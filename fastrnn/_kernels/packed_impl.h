@@ -277,16 +277,19 @@ static inline int FR_NAME(packed_mc)(int M, int N, int kc, int MR)
 
 /* C[M, N] = [A1 A2][M, K1 + K2] @ op(W) + beta * C, op(W) ((K1 + K2) x N) packed in Wp by pack_bt or
  * pack_b (row-major; lda*, ldc leading dimensions). beta = 0 does not read C. K2 = 0: the plain product
- * A1 @ op(W), cut into K chunks of FR_PACKED_KC; K2 > 0 needs K1 + K2 <= FR_PACKED_KC (one chunk). */
+ * A1 @ op(W), cut into K chunks of FR_PACKED_KC; K2 > 0 needs K1 + K2 <= FR_PACKED_KC (one chunk).
+ * desc: the panels are taken last first (the same sums, in the same order, for every element of C; the
+ * step loops alternate it, see gemm_step in packed.pxd). */
 FR_PACKED_CLONES static void FR_NAME(gemm_packed)(int M, int N, int K1, const FR_T *A1, int lda1, int K2,
                                                   const FR_T *A2, int lda2, const FR_T *Wp, FR_T *C, int ldc,
-                                                  FR_T beta)
+                                                  FR_T beta, int desc)
 {
     const int NR = 2 * (FR_PACKED_BYTES / (int)sizeof(FR_T));
     const int MR = fr_packed_mr();
     const int K = K1 + K2;
+    const int np = (N + NR - 1) / NR;   /* panels */
     FR_T *c, b;
-    int k0, kc, k2, n0, nc, m0, mc, i0, j;
+    int k0, kc, k2, n0, nc, m0, mc, i0, j, p;
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0) {
@@ -304,7 +307,8 @@ FR_PACKED_CLONES static void FR_NAME(gemm_packed)(int M, int N, int K1, const FR
         b = k0 == 0 ? beta : (FR_T)1;
         mc = FR_NAME(packed_mc)(M, N, kc + k2, MR);
         for (m0 = 0; m0 < M; m0 += mc)
-            for (n0 = 0; n0 < N; n0 += NR) {
+            for (p = 0; p < np; p++) {
+                n0 = (desc ? np - 1 - p : p) * NR;
                 nc = N - n0 < NR ? N - n0 : NR;
                 /* panel n0 / NR, row k0 */
                 FR_NAME(packed_rows)(m0, M - m0 < mc ? M : m0 + mc, MR, kc, A1 + k0, lda1, 1, k2, A2, lda2,

@@ -128,10 +128,10 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
         g = G + ((t % ng) * B + b0) * <Py_ssize_t>H
         if Wp_x != NULL:
             # (1+2) g = x_t @ W_ih^T + h_prev @ W_hh^T
-            gemm_packed_2(nb, H, I, X + (<Py_ssize_t>t * B + b0) * I, I, H, h_prev, H, Wp_x, <floating>0, g, H)
+            gemm_packed_2(nb, H, I, X + (<Py_ssize_t>t * B + b0) * I, I, H, h_prev, H, Wp_x, <floating>0, g, H, s & 1)
         else:
             # (2) g += h_prev @ W_hh^T
-            gemm_step(Wp_hh, True, nb, H, H, h_prev, H, W_hh, H, <floating>1, g, H)
+            gemm_step(Wp_hh, True, nb, H, H, h_prev, H, W_hh, H, <floating>1, g, H, s & 1)
         for b in range(nb):
             if active(lens, t, b):
                 # (3) h_t = act(g + b_ih + b_hh)
@@ -250,7 +250,7 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
             else:
                 zero_row(dg + b * H, H)
         # (2) dh_prev = dG[t] @ W_hh
-        gemm_step(Wp_hh, False, nb, H, H, dg, H, W_hh, H, <floating>0, dh_prev, H)
+        gemm_step(Wp_hh, False, nb, H, H, dg, H, W_hh, H, <floating>0, dh_prev, H, s & 1)
         hold_inactive(dh_prev, dh, nb, H, lens, t)
         swap = dh_next
         dh_next = dh_prev
