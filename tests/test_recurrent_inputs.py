@@ -916,3 +916,135 @@ def test_huge_broadcast_input_is_refused_before_any_copy():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 10 * 2**20
+
+
+# ---- the layers' compiled fast path (one layer, one direction, inference) ----------------------
+
+KERNELS = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
+
+
+def _counting_run(monkeypatch, mode):
+    """Count the calls of the kernel module's ``run`` (the layers' fast path) and the rows it served."""
+    import importlib
+
+    module = importlib.import_module(f"fastrnn._kernels.{KERNELS[mode]}")
+    real, taken = module.run, []
+
+    def run(*args):
+        out = real(*args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(module, "run", run)
+    return taken
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T_, B_", [(1, 1), (5, 1), (7, 3), (40, 2)])
+def test_layer_fast_path_gives_the_general_paths_bits(monkeypatch, mode, dtype, T_, B_):
+    """Inference with C-contiguous arrays of the layer's dtype goes to the kernel's compiled ``run``; the
+    result is bitwise the general path's (forced here by full lengths, which take the validating path),
+    fresh writable arrays of the documented shapes that share no memory with the inputs or weights."""
+    layer = LAYERS[mode](I, H, dtype=dtype, seed=3)
+    rng = np.random.default_rng(T_ * 10 + B_)
+    x = rng.standard_normal((T_, B_, I)).astype(dtype)
+    s0 = tuple(rng.standard_normal((1, B_, H)).astype(dtype) for _ in range(2 if mode == "LSTM" else 1))
+    s0 = s0 if mode == "LSTM" else s0[0]
+    taken = _counting_run(monkeypatch, mode)
+    y, s_n = layer(x, s0)
+    assert taken == [True]
+    y_ref, s_ref = layer(x, s0, lengths=np.full(B_, T_))
+    assert taken == [True]   # the general path does not call run
+    assert y.shape == (T_, B_, H) and y.dtype == dtype and y.flags.writeable
+    assert y.tobytes() == y_ref.tobytes()
+    for got, ref in zip(s_n if mode == "LSTM" else (s_n,), s_ref if mode == "LSTM" else (s_ref,)):
+        assert got.shape == (1, B_, H) and got.dtype == dtype
+        assert got.tobytes() == ref.tobytes()
+        for other in (x, layer.param_set.data, y, *(s0 if mode == "LSTM" else (s0,))):
+            assert not np.shares_memory(got, other)
+    assert not np.shares_memory(y, x) and not np.shares_memory(y, layer.param_set.data)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", ["float32", "fortran", "strided", "list-state", "fortran state", "no state",
+                                     "batch_first", "two layers", "lengths"])
+def test_layer_fast_path_falls_back_to_the_general_path(monkeypatch, mode, variant):
+    """Whatever the fast path cannot take as it is goes through validation and conversion, with the clean
+    arrays' result (bitwise) where the call means the same thing."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((T, B, I))
+    hs = [rng.standard_normal((1, B, H)) for _ in range(2 if mode == "LSTM" else 1)]
+    kw = {"batch_first": True} if variant == "batch_first" else {"num_layers": 2} if variant == "two layers" else {}
+    layer = make(mode, **kw)
+    ref = None
+    if variant not in ("batch_first", "two layers", "no state"):
+        ref = layer(x, tuple(hs) if mode == "LSTM" else hs[0])
+    xs, args = x, {}
+    if variant == "float32":
+        xs = x.astype(np.float32)
+    elif variant == "fortran":
+        xs = np.asfortranarray(x)
+    elif variant == "strided":
+        big = np.zeros((T, B, 2 * I))
+        big[:, :, ::2] = x
+        xs = big[:, :, ::2]
+    elif variant == "batch_first":
+        xs = x.transpose(1, 0, 2)
+    elif variant == "lengths":
+        args = {"lengths": [T] * B}
+    if variant == "list-state":   # LSTM: (h0, c0) as nested lists; RNN, GRU (one array): a strided view
+        if mode == "LSTM":
+            state = tuple(h.tolist() for h in hs)
+        else:
+            big = np.zeros((1, B, 2 * H))
+            big[:, :, ::2] = hs[0]
+            state = big[:, :, ::2]
+    elif variant == "fortran state":
+        state = tuple(h.reshape(1, B, H)[:, :, :].copy(order="F") for h in hs) if mode == "LSTM" else \
+            np.asfortranarray(hs[0])
+    elif variant == "no state":
+        state = None
+    elif variant == "two layers":
+        state = tuple(np.concatenate([h, h]) for h in hs) if mode == "LSTM" else np.concatenate([hs[0], hs[0]])
+    else:
+        state = tuple(hs) if mode == "LSTM" else hs[0]
+    taken = _counting_run(monkeypatch, mode)
+    y, s_n = layer(xs, state, **args)
+    assert True not in taken   # served by the general path
+    assert y.shape == ((B, T, H) if variant == "batch_first" else (T, B, H))
+    if variant == "float32":
+        # x converted once to the layer's float64: the clean result of the rounded x
+        ref = layer(x.astype(np.float32).astype(np.float64), tuple(hs) if mode == "LSTM" else hs[0])
+    if ref is not None:
+        assert y.tobytes() == ref[0].tobytes()
+        for got, want in zip(s_n if mode == "LSTM" else (s_n,), ref[1] if mode == "LSTM" else (ref[1],)):
+            assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_layer_fast_path_refuses_buffers_beyond_32_bit(mode):
+    """The size checks run before the fast path too: T*B*G past 2^31 - 1 is refused by name, unchanged."""
+    layer = LAYERS[mode](1, 1024, seed=0)
+    G = {"RNN": 1, "LSTM": 4, "GRU": 3}[mode] * 1024
+    T_ = 2**31 // (G * 1024) + 1
+    x = np.zeros((T_, 1024, 1), np.float32)
+    s0 = state(mode, (1, 1024, 1024), dtype=np.float32)
+    snap = snapshot(layer)
+    with pytest.raises(ValueError, match=r"would hold [\d,]+ elements .*at most 2,147,483,647"):
+        layer(x, s0)
+    assert_unchanged(layer, snap)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batch_first_set_after_construction_is_honoured(monkeypatch, mode):
+    """batch_first is read at each call: set on a built layer, it is not mistaken for time-major input."""
+    layer = make(mode)
+    x = np.random.default_rng(5).standard_normal((B, T, I))
+    s0 = state(mode, (1, B, H))
+    want = make(mode, batch_first=True)(x, s0)
+    layer.batch_first = True
+    taken = _counting_run(monkeypatch, mode)
+    got = layer(x, s0)
+    assert True not in taken
+    assert got[0].shape == (B, T, H) and got[0].tobytes() == want[0].tobytes()

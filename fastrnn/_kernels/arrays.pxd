@@ -54,3 +54,24 @@ cdef inline Py_ssize_t step_rows(object x, object h, cnp.ndarray W_ih, cnp.ndarr
         return -1
     B = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
     return B if is_rows(h, typenum, B, cnp.PyArray_DIM(W_hh, 1)) else -1
+
+
+cdef inline bint is_block(object a, int typenum, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2):
+    """True when ``a`` is already a C-contiguous, native-byte-order 3-D (n0, n1, n2) array of ``typenum``
+    (n0 or n1 < 0: any count >= 1). The layers' fast path takes such arrays as they are."""
+    cdef cnp.ndarray arr
+    if not isinstance(a, cnp.ndarray):
+        return False
+    arr = <cnp.ndarray>a
+    return (cnp.PyArray_NDIM(arr) == 3 and cnp.PyArray_TYPE(arr) == typenum and cnp.PyArray_IS_C_CONTIGUOUS(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_DIM(arr, 2) == n2
+            and (cnp.PyArray_DIM(arr, 0) == n0 if n0 >= 0 else cnp.PyArray_DIM(arr, 0) >= 1)
+            and (cnp.PyArray_DIM(arr, 1) == n1 if n1 >= 0 else cnp.PyArray_DIM(arr, 1) >= 1))
+
+
+cdef inline cnp.ndarray empty_block(Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2, int typenum):
+    cdef cnp.npy_intp dims[3]
+    dims[0] = n0
+    dims[1] = n1
+    dims[2] = n2
+    return cnp.PyArray_EMPTY(3, dims, typenum, 0)

@@ -24,7 +24,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, empty_rows, is_rows, opt_ptr, step_rows
+from .arrays cimport data_ptr, empty_block, empty_rows, is_block, is_rows, opt_ptr, step_rows
 from .gates cimport lstm_bwd, lstm_fwd
 from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
@@ -443,4 +443,55 @@ cdef int _step(floating kind, int B, int I, int H, x, h, c, W_ih, W_hh, b_ih, b_
         memcpy(out_h, scratch + 5 * BH, BH * sizeof(floating))
         memcpy(out_c, scratch + 7 * BH, BH * sizeof(floating))
     free(scratch)
+    return 0
+
+
+
+def run(x, h0, c0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray b_hh):
+    """The layers' fast path for inference of one layer, one direction, no projection, every row the full
+    length: (1)-(7) over x (T, B, I) from states h0, c0 (1, B, H). Returns (y (T, B, H), h_n, c_n (1, B, H)),
+    or None when x, h0 or c0 is not already a C-contiguous 3-D array of the weights' dtype and shape (the
+    caller then validates and converts them). The caller has checked T and B against the size limits."""
+    cdef int tn = cnp.PyArray_TYPE(W_hh)
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), T, B
+    if not is_block(x, tn, -1, -1, I):
+        return None
+    T, B = cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)
+    if not is_block(h0, tn, 1, B, H) or not is_block(c0, tn, 1, B, H):
+        return None
+    y, h_n, c_n = empty_block(T, B, H, tn), empty_block(1, B, H, tn), empty_block(1, B, H, tn)
+    if tn == cnp.NPY_FLOAT32:
+        _run(<float>0, T, B, I, H, x, h0, c0, W_ih, W_hh, b_ih, b_hh, y, h_n, c_n, tn)
+    else:
+        _run(<double>0, T, B, I, H, x, h0, c0, W_ih, W_hh, b_ih, b_hh, y, h_n, c_n, tn)
+    return y, h_n, c_n
+
+
+cdef int _run(floating kind, int T, int B, int I, int H, x, h0, c0, W_ih, W_hh, b_ih, b_hh, y, h_n, c_n,
+              int tn) except -1:
+    cdef Py_ssize_t BH = <Py_ssize_t>B * H
+    cdef const floating* w_ih = <floating*>data_ptr(W_ih, 4 * H * I, tn, "W_ih")
+    cdef const floating* w_hh = <floating*>data_ptr(W_hh, 4 * H * H, tn, "W_hh")
+    cdef const floating* bi = <floating*>data_ptr(b_ih, 4 * H, tn, "b_ih")
+    cdef const floating* bh = <floating*>data_ptr(b_hh, 4 * H, tn, "b_hh")
+    cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>T * B * I, tn, "x")
+    cdef const floating* h_ = <floating*>data_ptr(h0, BH, tn, "h0")
+    cdef const floating* c_ = <floating*>data_ptr(c0, BH, tn, "c0")
+    cdef floating* y_ = <floating*>data_ptr(y, <Py_ssize_t>T * BH, tn, "y")
+    cdef floating* out_h = <floating*>data_ptr(h_n, BH, tn, "h_n")
+    cdef floating* out_c = <floating*>data_ptr(c_n, BH, tn, "c_n")
+    # scratch: G with one slot (B, 4H), Hs and Cs with 2 slots of (B, H) each
+    cdef floating* scratch = <floating*>malloc(8 * BH * sizeof(floating))
+    cdef int status
+    if scratch == NULL:
+        raise MemoryError(f"cannot allocate {8 * BH * sizeof(floating)} bytes of LSTM scratch")
+    with nogil:
+        status = _forward(T, B, I, H, H, False, x_, w_ih, w_hh, NULL, bi, bh, h_, c_, NULL, y_, H,
+                          scratch, 1, scratch + 4 * BH, scratch + 6 * BH, 2, NULL, 1)
+        if status == 0:
+            memcpy(out_h, scratch + 4 * BH + (T % 2) * BH, BH * sizeof(floating))
+            memcpy(out_c, scratch + 6 * BH + (T % 2) * BH, BH * sizeof(floating))
+    free(scratch)
+    if status != 0:
+        raise MemoryError(f"cannot allocate {<Py_ssize_t>T * B * 4 * H * sizeof(floating)} bytes for the LSTM gates")
     return 0
