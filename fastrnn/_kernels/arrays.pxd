@@ -75,3 +75,13 @@ cdef inline cnp.ndarray empty_block(Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2,
     dims[1] = n1
     dims[2] = n2
     return cnp.PyArray_EMPTY(3, dims, typenum, 0)
+
+
+cdef inline Py_ssize_t seq_rows(object x, object h0, cnp.ndarray W_ih, cnp.ndarray W_hh, int typenum):
+    """The row count B when x (T, B, I) and h0 (1, B, H) are ready for a layer's compiled run as they are
+    (I and H read off W_ih and W_hh), else -1: the caller then validates and converts them."""
+    cdef Py_ssize_t B
+    if not is_block(x, typenum, -1, -1, cnp.PyArray_DIM(W_ih, 1)):
+        return -1
+    B = cnp.PyArray_DIM(<cnp.ndarray>x, 1)
+    return B if is_block(h0, typenum, 1, B, cnp.PyArray_DIM(W_hh, 1)) else -1

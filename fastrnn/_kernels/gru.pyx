@@ -26,7 +26,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, empty_block, empty_rows, is_block, opt_ptr, step_rows
+from .arrays cimport data_ptr, empty_block, empty_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
 from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_step, pack_for_steps, row_parts
@@ -397,34 +397,10 @@ def step(x, h, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray
         return None
     h_new = empty_rows(B, H, tn)
     if tn == cnp.NPY_FLOAT32:
-        _step(<float>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, reset_after, tn)
+        _run(<float>0, 1, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, None, reset_after, tn)
     else:
-        _step(<double>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, reset_after, tn)
+        _run(<double>0, 1, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, None, reset_after, tn)
     return h_new
-
-
-cdef int _step(floating kind, int B, int I, int H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, bint reset_after,
-               int tn) except -1:
-    cdef Py_ssize_t BH = <Py_ssize_t>B * H
-    cdef const floating* w_ih = <floating*>data_ptr(W_ih, 3 * H * I, tn, "W_ih")
-    cdef const floating* w_hh = <floating*>data_ptr(W_hh, 3 * H * H, tn, "W_hh")
-    cdef const floating* bi = <floating*>data_ptr(b_ih, 3 * H, tn, "b_ih")
-    cdef const floating* bh = <floating*>data_ptr(b_hh, 3 * H, tn, "b_hh")
-    # scratch: G (B, 3H), Hs with 2 slots of (B, H), A (B, H), Gh (B, 3H)
-    cdef floating* scratch = <floating*>malloc(9 * BH * sizeof(floating))
-    if scratch == NULL:
-        raise MemoryError(f"cannot allocate {9 * BH * sizeof(floating)} bytes of GRU step scratch")
-    cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>B * I, tn, "x")
-    cdef const floating* h_ = <floating*>data_ptr(h, BH, tn, "h")
-    cdef floating* out_h = <floating*>data_ptr(h_new, BH, tn, "h_new")
-    with nogil:
-        _forward(1, B, I, H, False, reset_after, x_, w_ih, w_hh, bi, bh,
-                 h_, NULL, NULL, 0, scratch, scratch + 3 * BH, 2,
-                 scratch + 5 * BH, 1, scratch + 6 * BH)
-        memcpy(out_h, scratch + 4 * BH, BH * sizeof(floating))
-    free(scratch)
-    return 0
-
 
 
 def run(x, h0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray b_hh, bint reset_after):
@@ -433,12 +409,11 @@ def run(x, h0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray
     already a C-contiguous 3-D array of the weights' dtype and shape (the caller then validates and
     converts them). The caller has checked T and B against the size limits."""
     cdef int tn = cnp.PyArray_TYPE(W_hh)
-    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), T, B
-    if not is_block(x, tn, -1, -1, I):
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1)
+    cdef Py_ssize_t B = seq_rows(x, h0, W_ih, W_hh, tn), T
+    if B < 0:
         return None
-    T, B = cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)
-    if not is_block(h0, tn, 1, B, H):
-        return None
+    T = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
     y, h_n = empty_block(T, B, H, tn), empty_block(1, B, H, tn)
     if tn == cnp.NPY_FLOAT32:
         _run(<float>0, T, B, I, H, x, h0, W_ih, W_hh, b_ih, b_hh, y, h_n, reset_after, tn)
@@ -449,6 +424,8 @@ def run(x, h0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray
 
 cdef int _run(floating kind, int T, int B, int I, int H, x, h0, W_ih, W_hh, b_ih, b_hh, y, h_n,
               bint reset_after, int tn) except -1:
+    # y (T, B, H) gets every h_t; h_n (B, H) the final state. h_n may be None: the cells' step (T = 1)
+    # passes its h_new as y.
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, 3 * H * I, tn, "W_ih")
     cdef const floating* w_hh = <floating*>data_ptr(W_hh, 3 * H * H, tn, "W_hh")
@@ -457,7 +434,7 @@ cdef int _run(floating kind, int T, int B, int I, int H, x, h0, W_ih, W_hh, b_ih
     cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>T * B * I, tn, "x")
     cdef const floating* h_ = <floating*>data_ptr(h0, BH, tn, "h0")
     cdef floating* y_ = <floating*>data_ptr(y, <Py_ssize_t>T * BH, tn, "y")
-    cdef floating* out_h = <floating*>data_ptr(h_n, BH, tn, "h_n")
+    cdef floating* out_h = <floating*>opt_ptr(h_n, BH, tn, "h_n")
     # scratch: G (T, B, 3H), Hs with 2 slots of (B, H), A (B, H), Gh (B, 3H)
     cdef floating* scratch = <floating*>malloc((3 * T + 6) * BH * sizeof(floating))
     cdef floating* g = scratch
@@ -467,6 +444,7 @@ cdef int _run(floating kind, int T, int B, int I, int H, x, h0, W_ih, W_hh, b_ih
     with nogil:
         _forward(T, B, I, H, False, reset_after, x_, w_ih, w_hh, bi, bh, h_, NULL, y_, H,
                  g, hs, 2, hs + 2 * BH, 1, hs + 3 * BH)
-        memcpy(out_h, hs + (T % 2) * BH, BH * sizeof(floating))
+        if out_h != NULL:
+            memcpy(out_h, hs + (T % 2) * BH, BH * sizeof(floating))
     free(scratch)
     return 0

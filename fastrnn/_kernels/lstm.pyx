@@ -24,7 +24,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, empty_block, empty_rows, is_block, is_rows, opt_ptr, step_rows
+from .arrays cimport data_ptr, empty_block, empty_rows, is_block, is_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport lstm_bwd, lstm_fwd
 from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
@@ -414,37 +414,10 @@ def step(x, h, c, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndar
         return None
     h_new, c_new = empty_rows(B, H, tn), empty_rows(B, H, tn)
     if tn == cnp.NPY_FLOAT32:
-        _step(<float>0, B, I, H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, c_new, tn)
+        _run(<float>0, 1, B, I, H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, None, c_new, tn)
     else:
-        _step(<double>0, B, I, H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, c_new, tn)
+        _run(<double>0, 1, B, I, H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, None, c_new, tn)
     return h_new, c_new
-
-
-cdef int _step(floating kind, int B, int I, int H, x, h, c, W_ih, W_hh, b_ih, b_hh, h_new, c_new,
-               int tn) except -1:
-    cdef Py_ssize_t BH = <Py_ssize_t>B * H
-    cdef const floating* w_ih = <floating*>data_ptr(W_ih, 4 * H * I, tn, "W_ih")
-    cdef const floating* w_hh = <floating*>data_ptr(W_hh, 4 * H * H, tn, "W_hh")
-    cdef const floating* bi = <floating*>data_ptr(b_ih, 4 * H, tn, "b_ih")
-    cdef const floating* bh = <floating*>data_ptr(b_hh, 4 * H, tn, "b_hh")
-    # scratch: G (B, 4H), Hs and Cs with 2 slots of (B, H) each
-    cdef floating* scratch = <floating*>malloc(8 * BH * sizeof(floating))
-    if scratch == NULL:
-        raise MemoryError(f"cannot allocate {8 * BH * sizeof(floating)} bytes of LSTM step scratch")
-    cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>B * I, tn, "x")
-    cdef const floating* h_ = <floating*>data_ptr(h, BH, tn, "h")
-    cdef const floating* c_ = <floating*>data_ptr(c, BH, tn, "c")
-    cdef floating* out_h = <floating*>data_ptr(h_new, BH, tn, "h_new")
-    cdef floating* out_c = <floating*>data_ptr(c_new, BH, tn, "c_new")
-    with nogil:
-        _forward(1, B, I, H, H, False, x_, w_ih, w_hh, NULL, bi, bh,
-                 h_, c_, NULL, NULL, 0,
-                 scratch, 1, scratch + 4 * BH, scratch + 6 * BH, 2, NULL, 1)
-        memcpy(out_h, scratch + 5 * BH, BH * sizeof(floating))
-        memcpy(out_c, scratch + 7 * BH, BH * sizeof(floating))
-    free(scratch)
-    return 0
-
 
 
 def run(x, h0, c0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray b_hh):
@@ -453,12 +426,11 @@ def run(x, h0, c0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.nda
     or None when x, h0 or c0 is not already a C-contiguous 3-D array of the weights' dtype and shape (the
     caller then validates and converts them). The caller has checked T and B against the size limits."""
     cdef int tn = cnp.PyArray_TYPE(W_hh)
-    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), T, B
-    if not is_block(x, tn, -1, -1, I):
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1)
+    cdef Py_ssize_t B = seq_rows(x, h0, W_ih, W_hh, tn), T
+    if B < 0 or not is_block(c0, tn, 1, B, H):
         return None
-    T, B = cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)
-    if not is_block(h0, tn, 1, B, H) or not is_block(c0, tn, 1, B, H):
-        return None
+    T = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
     y, h_n, c_n = empty_block(T, B, H, tn), empty_block(1, B, H, tn), empty_block(1, B, H, tn)
     if tn == cnp.NPY_FLOAT32:
         _run(<float>0, T, B, I, H, x, h0, c0, W_ih, W_hh, b_ih, b_hh, y, h_n, c_n, tn)
@@ -469,6 +441,8 @@ def run(x, h0, c0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.nda
 
 cdef int _run(floating kind, int T, int B, int I, int H, x, h0, c0, W_ih, W_hh, b_ih, b_hh, y, h_n, c_n,
               int tn) except -1:
+    # y (T, B, H) gets every h_t; h_n, c_n (B, H) the final states. h_n may be None: the cells' step (T = 1)
+    # passes its h_new as y.
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, 4 * H * I, tn, "W_ih")
     cdef const floating* w_hh = <floating*>data_ptr(W_hh, 4 * H * H, tn, "W_hh")
@@ -478,7 +452,7 @@ cdef int _run(floating kind, int T, int B, int I, int H, x, h0, c0, W_ih, W_hh, 
     cdef const floating* h_ = <floating*>data_ptr(h0, BH, tn, "h0")
     cdef const floating* c_ = <floating*>data_ptr(c0, BH, tn, "c0")
     cdef floating* y_ = <floating*>data_ptr(y, <Py_ssize_t>T * BH, tn, "y")
-    cdef floating* out_h = <floating*>data_ptr(h_n, BH, tn, "h_n")
+    cdef floating* out_h = <floating*>opt_ptr(h_n, BH, tn, "h_n")
     cdef floating* out_c = <floating*>data_ptr(c_n, BH, tn, "c_n")
     # scratch: G with one slot (B, 4H), Hs and Cs with 2 slots of (B, H) each
     cdef floating* scratch = <floating*>malloc(8 * BH * sizeof(floating))
@@ -489,7 +463,8 @@ cdef int _run(floating kind, int T, int B, int I, int H, x, h0, c0, W_ih, W_hh, 
         status = _forward(T, B, I, H, H, False, x_, w_ih, w_hh, NULL, bi, bh, h_, c_, NULL, y_, H,
                           scratch, 1, scratch + 4 * BH, scratch + 6 * BH, 2, NULL, 1)
         if status == 0:
-            memcpy(out_h, scratch + 4 * BH + (T % 2) * BH, BH * sizeof(floating))
+            if out_h != NULL:
+                memcpy(out_h, scratch + 4 * BH + (T % 2) * BH, BH * sizeof(floating))
             memcpy(out_c, scratch + 6 * BH + (T % 2) * BH, BH * sizeof(floating))
     free(scratch)
     if status != 0:

@@ -25,7 +25,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 from numpy cimport int64_t
 
-from .arrays cimport data_ptr, empty_block, empty_rows, is_block, opt_ptr, step_rows
+from .arrays cimport data_ptr, empty_block, empty_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport rnn_bwd, rnn_fwd
 from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums_with, emit, gather_dh, hold_inactive, zero_row
@@ -373,33 +373,10 @@ def step(x, h, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray
         return None
     h_new = empty_rows(B, H, tn)
     if tn == cnp.NPY_FLOAT32:
-        _step(<float>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, use_relu, tn)
+        _run(<float>0, 1, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, None, use_relu, tn)
     else:
-        _step(<double>0, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, use_relu, tn)
+        _run(<double>0, 1, B, I, H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, None, use_relu, tn)
     return h_new
-
-
-cdef int _step(floating kind, int B, int I, int H, x, h, W_ih, W_hh, b_ih, b_hh, h_new, bint use_relu,
-               int tn) except -1:
-    cdef Py_ssize_t BH = <Py_ssize_t>B * H
-    cdef const floating* w_ih = <floating*>data_ptr(W_ih, H * I, tn, "W_ih")
-    cdef const floating* w_hh = <floating*>data_ptr(W_hh, H * H, tn, "W_hh")
-    cdef const floating* bi = <floating*>data_ptr(b_ih, H, tn, "b_ih")
-    cdef const floating* bh = <floating*>data_ptr(b_hh, H, tn, "b_hh")
-    # scratch: G (B, H) and Hs with 2 slots of (B, H)
-    cdef floating* scratch = <floating*>malloc(3 * BH * sizeof(floating))
-    if scratch == NULL:
-        raise MemoryError(f"cannot allocate {3 * BH * sizeof(floating)} bytes of RNN step scratch")
-    cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>B * I, tn, "x")
-    cdef const floating* h_ = <floating*>data_ptr(h, BH, tn, "h")
-    cdef floating* out_h = <floating*>data_ptr(h_new, BH, tn, "h_new")
-    with nogil:
-        _forward(1, B, I, H, False, use_relu, x_, w_ih, w_hh, bi, bh,
-                 h_, NULL, NULL, 0, scratch, 1, scratch + BH, 2)
-        memcpy(out_h, scratch + 2 * BH, BH * sizeof(floating))
-    free(scratch)
-    return 0
-
 
 
 def run(x, h0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray b_hh, bint use_relu):
@@ -408,12 +385,11 @@ def run(x, h0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray
     already a C-contiguous 3-D array of the weights' dtype and shape (the caller then validates and
     converts them). The caller has checked T and B against the size limits."""
     cdef int tn = cnp.PyArray_TYPE(W_hh)
-    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1), T, B
-    if not is_block(x, tn, -1, -1, I):
+    cdef Py_ssize_t I = cnp.PyArray_DIM(W_ih, 1), H = cnp.PyArray_DIM(W_hh, 1)
+    cdef Py_ssize_t B = seq_rows(x, h0, W_ih, W_hh, tn), T
+    if B < 0:
         return None
-    T, B = cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)
-    if not is_block(h0, tn, 1, B, H):
-        return None
+    T = cnp.PyArray_DIM(<cnp.ndarray>x, 0)
     y, h_n = empty_block(T, B, H, tn), empty_block(1, B, H, tn)
     if tn == cnp.NPY_FLOAT32:
         _run(<float>0, T, B, I, H, x, h0, W_ih, W_hh, b_ih, b_hh, y, h_n, use_relu, tn)
@@ -424,6 +400,8 @@ def run(x, h0, cnp.ndarray W_ih, cnp.ndarray W_hh, cnp.ndarray b_ih, cnp.ndarray
 
 cdef int _run(floating kind, int T, int B, int I, int H, x, h0, W_ih, W_hh, b_ih, b_hh, y, h_n, bint use_relu,
               int tn) except -1:
+    # y (T, B, H) gets every h_t; h_n (B, H) the final state. h_n may be None: the cells' step (T = 1)
+    # passes its h_new as y.
     cdef Py_ssize_t BH = <Py_ssize_t>B * H
     cdef const floating* w_ih = <floating*>data_ptr(W_ih, H * I, tn, "W_ih")
     cdef const floating* w_hh = <floating*>data_ptr(W_hh, H * H, tn, "W_hh")
@@ -432,7 +410,7 @@ cdef int _run(floating kind, int T, int B, int I, int H, x, h0, W_ih, W_hh, b_ih
     cdef const floating* x_ = <floating*>data_ptr(x, <Py_ssize_t>T * B * I, tn, "x")
     cdef const floating* h_ = <floating*>data_ptr(h0, BH, tn, "h0")
     cdef floating* y_ = <floating*>data_ptr(y, <Py_ssize_t>T * BH, tn, "y")
-    cdef floating* out_h = <floating*>data_ptr(h_n, BH, tn, "h_n")
+    cdef floating* out_h = <floating*>opt_ptr(h_n, BH, tn, "h_n")
     # scratch: G with one slot (B, H) and Hs with 2 slots of (B, H)
     cdef floating* scratch = <floating*>malloc(3 * BH * sizeof(floating))
     cdef int status
@@ -441,7 +419,7 @@ cdef int _run(floating kind, int T, int B, int I, int H, x, h0, W_ih, W_hh, b_ih
     with nogil:
         status = _forward(T, B, I, H, False, use_relu, x_, w_ih, w_hh, bi, bh, h_, NULL, y_, H,
                           scratch, 1, scratch + BH, 2)
-        if status == 0:
+        if status == 0 and out_h != NULL:
             memcpy(out_h, scratch + BH + (T % 2) * BH, BH * sizeof(floating))
     free(scratch)
     if status != 0:
