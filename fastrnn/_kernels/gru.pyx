@@ -29,7 +29,6 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_block, empty_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
-from .input_grads cimport InputGrads, fr_progress_publish, input_grads_finish, input_grads_start
 from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_step, pack_for_steps, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
@@ -58,7 +57,6 @@ ctypedef struct _Call:
     const void* dh_n
     void* dh0
     void* scratch
-    int* progress    # backward: the steps done, for the input side's helper (input_grads.pxd), or NULL
 
 
 cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
@@ -95,8 +93,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
         gemm_once(True, T * B, H3, I, X, I, W_ih, I, <floating>0, G, H3)
     c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, nslots=nslots, na=na, reverse=reverse,
               reset_after=reset_after, lengths=lengths, X=X, W_hh=W_hh, Wp_ih=Wp_ih, Wp_rz=Wp_rz, Wp_n=Wp_n,
-              b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs, A=A, Gh=Gh, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL,
-              progress=NULL)
+              b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs, A=A, Gh=Gh, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
     free(Wp_ih)
     free(Wp_rz)
@@ -190,12 +187,9 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     # W_hh[:2H] and W_hn packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_rz
     cdef floating* Wp_n
-    cdef InputGrads inputs        # (1)'s products: dX, dW_ih, db_ih, perhaps on a helper thread
-    cdef int* progress
     cdef _Call c
     if scratch == NULL:
         return -1
-    progress = input_grads_start(&inputs, -1, T, B, I, H3, reverse, G, X, W_ih, dX, dW_ih, db_ih, parts)
     Wp_rz = pack_for_steps(T, rows, False, 2 * H, H, W_hh, H)
     Wp_n = pack_for_steps(T, rows, False, H, H, W_hh + 2 * H * H, H)
     if Wp_rz == NULL or Wp_n == NULL:
@@ -203,12 +197,17 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, nslots=T + 1, na=T, reverse=reverse,
               reset_after=reset_after, lengths=lengths, X=NULL, W_hh=W_hh, Wp_ih=NULL, Wp_rz=Wp_rz, Wp_n=Wp_n,
               b_ih=NULL, b_hh=NULL, Y=NULL, G=G, Hs=<void*>Hs, A=A, Gh=NULL, dY=dY, dh_n=dh_n, dh0=dh0,
-              scratch=scratch, progress=progress)
+              scratch=scratch)
     fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
     free(scratch)
     free(Wp_rz)
     free(Wp_n)
     h_prev = Hs + (BH if reverse else 0)
+    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih  (dX = dG @ W_ih over X itself, once dW_ih has read it);
+    #     db_ih += dG.sum(0)
+    gemm_once_at(H3, I, TB, G, H3, X, I, <floating>1, dW_ih, I)
+    gemm_once(False, TB, I, H3, G, H3, W_ih, I, <floating>0 if dX == X else <floating>1, dX, I)
+    add_col_sums(db_ih, G, TB, H3, H3)
     # (2), (3) dW_hh[:2H] += dG[:, :2H]^T @ H_prev;  db_hh[:2H] += dG[:, :2H].sum(0)
     gemm_once_at(2 * H, H, TB, G, H3, h_prev, H, <floating>1, dW_hh, H)
     add_col_sums(db_hh, G, TB, 2 * H, H3)
@@ -220,8 +219,6 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
         # (5b) dW_hn += dG[:, 2H:]^T @ RH;  db_hn += dG[:, 2H:].sum(0)
         gemm_once_at(H, H, TB, G + 2 * H, H3, A, H, <floating>1, dW_hh + 2 * H * H, H)
         add_col_sums(db_hh + 2 * H if db_hh != NULL else NULL, G + 2 * H, TB, H, H3)
-    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih (= over X itself, once dW_ih has read it);  db_ih += dG.sum(0)
-    input_grads_finish(&inputs)
     return 0
 
 
@@ -274,8 +271,6 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 # (6), (5b), (3)
                 gru_before_bwd_zn(H, dg + b * H3, h_prev + b * H, dh + b * H, dh_prev + b * H)
         if c.reset_after:
-            if c.progress != NULL:
-                fr_progress_publish(c.progress, s + 1)   # dG[t] is final: the input side may read it
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H];  (4a) dh_prev += dA[t] @ W_hn
             gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H, s & 1)
             gemm_step(Wp_n, False, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, dh_prev, H, s & 1)
@@ -286,8 +281,6 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 if active(lens, t, b):
                     # (4b) dr = drh * h_prev, dh_prev += drh * r;  (2)
                     gru_before_bwd_r(H, dg + b * H3, drh + b * H, h_prev + b * H, dh_prev + b * H)
-            if c.progress != NULL:
-                fr_progress_publish(c.progress, s + 1)
             # (2), (3) dh_prev += dG[t][:, :2H] @ W_hh[:2H]
             gemm_step(Wp_rz, False, nb, H, 2 * H, dg, H3, W_hh, H, <floating>1, dh_prev, H, s & 1)
         hold_inactive(dh_prev, dh, nb, H, lens, t)

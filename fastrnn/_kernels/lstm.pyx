@@ -26,7 +26,6 @@ from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_block, empty_rows, is_block, is_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport lstm_bwd, lstm_fwd
-from .input_grads cimport InputGrads, fr_progress_publish, input_grads_finish, input_grads_start
 from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
@@ -58,7 +57,6 @@ ctypedef struct _Call:
     void* dh0
     void* dc0
     void* scratch
-    int* progress    # backward: the steps done, for the input side's helper (input_grads.pxd), or NULL
 
 
 cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
@@ -95,7 +93,7 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
     c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=ng, nslots=nslots, nr=nr, reverse=reverse,
               lengths=lengths, X=X, W_hh=W_hh, W_hr=W_hr, Wp_x=Wp_x, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=b_ih,
               b_hh=b_hh, Y=Y, G=G, Hs=Hs, Cs=Cs, R=R, dY=NULL, dh_n=NULL, dc_n=NULL, dh0=NULL, dc0=NULL,
-              scratch=NULL, progress=NULL)
+              scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
     free(Wp_x)
     free(Wp_hh)
@@ -187,12 +185,9 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* scratch = <floating*>malloc(n_scratch * sizeof(floating))
     cdef floating* Wp_hh   # W_hh packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_hr = NULL   # W_hr likewise
-    cdef InputGrads inputs        # (1)'s products: dX, dW_ih, db_ih, perhaps on a helper thread
-    cdef int* progress
     cdef _Call c
     if scratch == NULL:
         return -1
-    progress = input_grads_start(&inputs, -1, T, B, I, H4, reverse, G, X, W_ih, dX, dW_ih, db_ih, parts)
     Wp_hh = pack_for_steps(T, rows, False, H4, P, W_hh, P)
     if proj:
         Wp_hr = pack_for_steps(T, rows, False, P, H, W_hr, H)
@@ -201,7 +196,7 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=T, nslots=T + 1, nr=T, reverse=reverse,
               lengths=lengths, X=NULL, W_hh=W_hh, W_hr=W_hr, Wp_x=NULL, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=NULL,
               b_hh=NULL, Y=NULL, G=G, Hs=NULL, Cs=<void*>Cs, R=NULL, dY=dY, dh_n=dh_n, dc_n=dc_n, dh0=dh0,
-              dc0=dc0, scratch=scratch, progress=progress)
+              dc0=dc0, scratch=scratch)
     fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
     free(Wp_hh)
     free(Wp_hr)
@@ -209,11 +204,14 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
         # (6) dW_hr += dH^T @ R
         gemm_once_at(P, H, TB, scratch + 3 * BP + 3 * BH, P, R, H, <floating>1, dW_hr, H)
     free(scratch)
-    # (2) dW_hh += dG^T @ H_prev;  db_hh += dG.sum(0)
+    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih  (dX = dG @ W_ih over X itself, once dW_ih has read it)
+    gemm_once_at(H4, I, TB, G, H4, X, I, <floating>1, dW_ih, I)
+    gemm_once(False, TB, I, H4, G, H4, W_ih, I, <floating>0 if dX == X else <floating>1, dX, I)
+    # (2) dW_hh += dG^T @ H_prev
     gemm_once_at(H4, P, TB, G, H4, Hs + (BP if reverse else 0), P, <floating>1, dW_hh, P)
+    # (3) db_ih += dG.sum(0);  db_hh += dG.sum(0)
+    add_col_sums(db_ih, G, TB, H4, H4)
     add_col_sums(db_hh, G, TB, H4, H4)
-    # (1) dW_ih += dG^T @ X;  dX += dG @ W_ih (= over X itself, once dW_ih has read it);  db_ih += dG.sum(0)
-    input_grads_finish(&inputs)
     return 0
 
 
@@ -280,8 +278,6 @@ cdef void _bwd_part(floating kind, _Call* c, int part) noexcept nogil:
             else:
                 zero_row(dg + b * H4, H4)
                 memcpy(dc_prev + b * H, dc_next + b * H, H * sizeof(floating))
-        if c.progress != NULL:
-            fr_progress_publish(c.progress, s + 1)   # dG[t] is final: the input side may read it
         # (2) dh_prev = dG[t] @ W_hh
         gemm_step(Wp_hh, False, nb, P, H4, dg, H4, W_hh, P, <floating>0, dh_prev, P, s & 1)
         hold_inactive(dh_prev, dh, nb, P, lens, t)

@@ -11,7 +11,6 @@ cdef extern from "packed.h" nogil:
         FR_PACKED_BYTES
         FR_PACKED_KC
     void* fr_packed_alloc(size_t n_bytes)
-    int fr_packed_mr()
     size_t fr_packed_size_f(int K, int N)
     size_t fr_packed_size_d(int K, int N)
     void fr_pack_bt_f(int K, int N, const float* W, int ldw, float* Wp, int Kp)

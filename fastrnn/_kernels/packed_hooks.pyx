@@ -1,12 +1,9 @@
-"""Test and benchmark hooks for the packed-weight GEMM of packed.h (the kernels cimport packed.pxd) and the
-backward's input side on a helper thread (input_grads.pxd)."""
+"""Test and benchmark hooks for the packed-weight GEMM of packed.h (the kernels cimport packed.pxd)."""
 from cython cimport floating
 from libc.stdlib cimport free
-from libc.string cimport memcpy
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .blas cimport gemm
-from .input_grads cimport InputGrads, fr_progress_publish, input_grads_finish, input_grads_pay, input_grads_start
 from .packed cimport (FR_MAX_PARTS, fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_packed_2,
                       gemm_packed_at, once_parts, own_parts, pack_weights, pack_weights_2, packed_at_product,
                       packed_product)
@@ -160,40 +157,3 @@ def _part_cpus(int parts):
     with nogil:
         fr_run_parts(parts, _record_cpu, cpus)
     return [cpus[p] for p in range(parts)]
-
-
-def _input_grads_pay(int T, int B, int I, int N, int itemsize):
-    """Whether a T-step backward with B rows on one block of rows takes the helper thread (test hook)."""
-    return input_grads_pay(T, B, I, N, 1, itemsize)
-
-
-def _input_grads_test(floating[:, :, ::1] dG, floating[:, :, ::1] G, floating[:, :, ::1] X, floating[:, ::1] W_ih,
-                      floating[:, :, ::1] dX, floating[:, ::1] dW_ih, floating[::1] db_ih, bint reverse, int helper,
-                      int pause_ns=0):
-    """The input side of a backward (input_grads.pxd) after a stand-in for the time loop, which copies dG's
-    steps into G in the loop's order, publishing each (and spinning pause_ns between steps) (test hook).
-    G (T, B, N) should start as NaN, so that a read of a step before it is published shows. dX may be X.
-    helper: 1 the helper thread, 0 none."""
-    cdef int T = dG.shape[0], B = dG.shape[1], N = dG.shape[2], I = X.shape[2], s, t
-    cdef InputGrads g
-    cdef int* progress
-    cdef timespec t0, t1
-    cdef Py_ssize_t row = <Py_ssize_t>B * N
-    if G.shape[0] != T or G.shape[1] != B or G.shape[2] != N or X.shape[0] != T or X.shape[1] != B \
-            or W_ih.shape[0] != N or W_ih.shape[1] != I or dX.shape[0] != T or dX.shape[1] != B \
-            or dX.shape[2] != I or dW_ih.shape[0] != N or dW_ih.shape[1] != I or db_ih.shape[0] != N:
-        raise ValueError("shapes do not agree")
-    with nogil:
-        progress = input_grads_start(&g, helper, T, B, I, N, reverse, &G[0, 0, 0], &X[0, 0, 0], &W_ih[0, 0],
-                                     &dX[0, 0, 0], &dW_ih[0, 0], &db_ih[0], 1)
-        for s in range(T):
-            t = s if reverse else T - 1 - s
-            memcpy(&G[t, 0, 0], &dG[t, 0, 0], row * sizeof(floating))
-            if progress != NULL:
-                fr_progress_publish(progress, s + 1)
-            clock_gettime(CLOCK_MONOTONIC, &t0)
-            t1 = t0
-            while (t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec) < pause_ns:
-                clock_gettime(CLOCK_MONOTONIC, &t1)
-        input_grads_finish(&g)
-    return progress != NULL

@@ -16,11 +16,6 @@
  * in 15 of 30 calls both blocks ran on one core for all or most of the call (12.6-16.6 ms against
  * 8.4 ms). So each thread is created allowed only on the caller's other CPUs, and once started takes
  * back the caller's whole CPU set, so the scheduler may move it later as usual.
- *
- * A helper (fr_helper_start / fr_helper_join) is one such thread for work that overlaps the caller's own
- * rather than a block of rows: the backward's input side while the time loop runs (input_grads.pxd).
- * Creating it costs the caller ~20-35 us on the 2-core development VM (measured around the call), so it
- * is for work that saves more than that.
  */
 #ifndef FASTRNN_PARTS_H
 #define FASTRNN_PARTS_H
@@ -31,8 +26,8 @@ typedef void (*fr_part_fn)(void *ctx, int part);
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
-#include <sched.h>
 #if defined(__linux__) && defined(_GNU_SOURCE)
+#include <sched.h>
 #define FR_PARTS_PLACE 1
 #else
 #define FR_PARTS_PLACE 0
@@ -79,26 +74,6 @@ static inline int fr_parts_elsewhere(pthread_attr_t *attr, cpu_set_t *allowed)
 }
 #endif
 
-/* Starts fn(ctx, part) on a new thread, placed by attr and allowed (NULL: where the scheduler likes); 0
- * when the thread cannot be created. */
-static inline int fr_start_part(pthread_t *thread, fr_part_job *job, fr_part_fn fn, void *ctx, int part,
-                                void *attr_, void *allowed_)
-{
-    job->fn = fn;
-    job->ctx = ctx;
-    job->part = part;
-#if FR_PARTS_PLACE
-    job->allowed = (const cpu_set_t *)allowed_;
-    if (attr_ != NULL && pthread_create(thread, (pthread_attr_t *)attr_, fr_part_main, job) == 0)
-        return 1;
-    job->allowed = NULL;    /* refused with the CPU set: start it where the scheduler likes */
-#else
-    (void)attr_;
-    (void)allowed_;
-#endif
-    return pthread_create(thread, NULL, fr_part_main, job) == 0;
-}
-
 static inline void fr_run_parts(int parts, fr_part_fn fn, void *ctx)
 {
     pthread_t thread[FR_MAX_PARTS];
@@ -109,13 +84,21 @@ static inline void fr_run_parts(int parts, fr_part_fn fn, void *ctx)
     pthread_attr_t attr;
     cpu_set_t allowed;
     int placed = parts > 1 && fr_parts_elsewhere(&attr, &allowed);
-#else
-    int placed = 0;
-    void *attr = NULL, *allowed = NULL;
 #endif
     for (p = 1; p < parts && p < FR_MAX_PARTS; p++) {
-        started[p] = fr_start_part(&thread[p], &job[p], fn, ctx, p, placed ? (void *)&attr : NULL,
-                                   placed ? (void *)&allowed : NULL);
+        job[p].fn = fn;
+        job[p].ctx = ctx;
+        job[p].part = p;
+#if FR_PARTS_PLACE
+        job[p].allowed = placed ? &allowed : NULL;
+        started[p] = pthread_create(&thread[p], placed ? &attr : NULL, fr_part_main, &job[p]) == 0;
+        if (!started[p] && placed) {    /* refused with the CPU set: start it where the scheduler likes */
+            job[p].allowed = NULL;
+            started[p] = pthread_create(&thread[p], NULL, fr_part_main, &job[p]) == 0;
+        }
+#else
+        started[p] = pthread_create(&thread[p], NULL, fr_part_main, &job[p]) == 0;
+#endif
         if (!started[p])
             fn(ctx, p);
     }
@@ -130,108 +113,12 @@ static inline void fr_run_parts(int parts, fr_part_fn fn, void *ctx)
         if (started[p])
             pthread_join(thread[p], NULL);
 }
-
-/* One helper thread for work that overlaps the caller's: fr_helper_start runs fn(ctx, 1) on a thread
- * placed on another of the caller's CPUs, as the row blocks' are; fr_helper_join waits for it, or runs
- * fn(ctx, 1) on the caller when the thread could not be created (so fn must not wait for anything the
- * caller does after fr_helper_join). The two hand work over through a count of finished pieces:
- * fr_progress_publish (the caller: everything written before it is seen by the helper) and
- * fr_progress_wait (the helper). */
-typedef struct {
-    pthread_t thread;
-    fr_part_job job;
-    int started;
-#if FR_PARTS_PLACE
-    cpu_set_t allowed;          /* read by the thread as it starts: lives until the join */
-#endif
-} fr_helper;
-
-static inline void fr_helper_start(fr_helper *h, fr_part_fn fn, void *ctx)
-{
-#if FR_PARTS_PLACE
-    pthread_attr_t attr;
-    int placed = fr_parts_elsewhere(&attr, &h->allowed);
-    h->started = fr_start_part(&h->thread, &h->job, fn, ctx, 1, placed ? (void *)&attr : NULL,
-                               placed ? (void *)&h->allowed : NULL);
-    if (placed)
-        pthread_attr_destroy(&attr);
-#else
-    h->started = fr_start_part(&h->thread, &h->job, fn, ctx, 1, NULL, NULL);
-#endif
-    if (!h->started) {
-        h->job.fn = fn;
-        h->job.ctx = ctx;
-    }
-}
-
-static inline void fr_helper_join(fr_helper *h)
-{
-    if (h->started)
-        pthread_join(h->thread, NULL);
-    else
-        h->job.fn(h->job.ctx, 1);
-}
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define FR_RELAX() _mm_pause()
-#else
-#define FR_RELAX() ((void)0)
-#endif
-
-static inline void fr_progress_publish(int *count, int n)
-{
-    __atomic_store_n(count, n, __ATOMIC_RELEASE);
-}
-
-/* Waits until *count >= n: spinning for a few microseconds, then giving the CPU away between looks (the
- * helper may share a core with the caller when the machine is busy). */
-static inline void fr_progress_wait(const int *count, int n)
-{
-    unsigned spins = 0;
-    while (__atomic_load_n(count, __ATOMIC_ACQUIRE) < n) {
-        if (spins < 2048) {
-            spins++;
-            FR_RELAX();
-        } else {
-            sched_yield();
-        }
-    }
-}
 #else
 static inline void fr_run_parts(int parts, fr_part_fn fn, void *ctx)
 {
     int p;
     for (p = 0; p < parts; p++)
         fn(ctx, p);
-}
-
-/* Without threads the helper's work runs on the caller at the join, when the progress is complete. */
-typedef struct {
-    fr_part_fn fn;
-    void *ctx;
-} fr_helper;
-
-static inline void fr_helper_start(fr_helper *h, fr_part_fn fn, void *ctx)
-{
-    h->fn = fn;
-    h->ctx = ctx;
-}
-
-static inline void fr_helper_join(fr_helper *h)
-{
-    h->fn(h->ctx, 1);
-}
-
-static inline void fr_progress_publish(int *count, int n)
-{
-    *count = n;
-}
-
-static inline void fr_progress_wait(const int *count, int n)
-{
-    (void)count;
-    (void)n;
 }
 #endif
 
