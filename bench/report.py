@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from fastrnn.atomic_file import replacing
+
 from .scenarios import Config, call_flops, is_large
 from .timing import paired_ratios, stats
 
@@ -340,18 +342,24 @@ def chart(results, path):
     ax.set_xlabel("time of other / time of fastrnn (higher: fastrnn faster)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with replacing(path) as f:
+            fig.savefig(f, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 
 def write_all(results, outdir, name):
-    """Write <name>.json, <name>.md and (with matplotlib) <name>.png into outdir; return the paths."""
+    """Write <name>.json, <name>.md and (with matplotlib) <name>.png into outdir; return the paths. Each file
+    is replaced whole (fastrnn.atomic_file): an interrupted run leaves the results that were there."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {"json": outdir / f"{name}.json", "md": outdir / f"{name}.md"}
-    paths["json"].write_text(json.dumps(results, indent=1, default=float) + "\n")
-    paths["md"].write_text(markdown(results) + "\n")
+    texts = {"json": json.dumps(results, indent=1, default=float) + "\n", "md": markdown(results) + "\n"}
+    for kind, text in texts.items():
+        with replacing(paths[kind], "w", encoding="utf-8") as f:
+            f.write(text)
     try:
         png = chart(results, outdir / f"{name}.png")
     except Exception as exc:  # a plotting problem must not lose the tables

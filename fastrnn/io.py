@@ -16,9 +16,9 @@ it), where ``cls`` comes from a registry of names to classes; no name from the f
 anywhere else. Other modules add their classes with ``@fastrnn.io.register``; fastrnn's public layers
 are known by name without registering.
 
-Writing is atomic: a temporary file in the same directory, flushed and fsynced, then ``os.replace``,
-so a crash leaves either the old file or the new one, never half of one. Files are byte-for-byte
-reproducible (fixed zip timestamps).
+Writing is atomic (``fastrnn.atomic_file.replacing``): a temporary file in the same directory, flushed and
+fsynced, then ``os.replace``, so a crash leaves either the old file or the new one, never half of one.
+Files are byte-for-byte reproducible (fixed zip timestamps).
 
 Reading trusts nothing. Every problem raises ``FormatError`` (a ``ValueError``) before anything is
 allocated beyond what the file's own size justifies: only stored (uncompressed), unencrypted,
@@ -42,11 +42,12 @@ import math
 import numbers
 import os
 import struct
-import tempfile
 import zipfile
 
 import numpy as np
 from numpy.lib import format as npformat
+
+from .atomic_file import replacing
 
 __all__ = ["FormatError", "save", "load", "save_state", "load_state", "register", "Registry", "registry",
            "layer_spec", "build_layer", "num_parameters", "from_torch_state_dict"]
@@ -396,36 +397,11 @@ def _write(path, kind, class_name, config, arrays, metadata):
     if len(text) > MAX_HEADER_BYTES:
         raise ValueError(f"the JSON header would take {len(text):,} bytes, more than the {MAX_HEADER_BYTES:,} "
                          "a reader accepts (too many arrays or too large a config/metadata)")
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                _write_member(zf, HEADER_MEMBER, np.frombuffer(text, np.uint8))
-                for name, arr in arrays.items():
-                    _write_member(zf, name + ".npy", arr)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        except OSError:  # pragma: no cover - exotic file systems
-            pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable; best effort (not every platform can open a directory)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
+    with replacing(path) as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            _write_member(zf, HEADER_MEMBER, np.frombuffer(text, np.uint8))
+            for name, arr in arrays.items():
+                _write_member(zf, name + ".npy", arr)
 
 
 def _write_member(zf, member, arr):

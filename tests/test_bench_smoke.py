@@ -280,6 +280,39 @@ def test_write_all_and_markdown(tmp_path):
         assert paths["png"].stat().st_size > 0
 
 
+def test_interrupted_write_all_keeps_the_results_that_were_there(tmp_path, monkeypatch):
+    """A run stopped while writing leaves the old files whole and no temporary file behind: the tables are
+    made before any file is replaced (here the markdown fails), and a write that fails half-way (disk
+    full) leaves that file as it was; the next complete run replaces them."""
+    res = synthetic_results()
+    old = report.write_all(res, tmp_path, "t")
+    before = {kind: path.read_bytes() for kind, path in old.items()}
+    real = report.markdown
+
+    def half_written(results):
+        raise KeyboardInterrupt("stopped while writing")
+
+    res["blocks"][0]["contenders"]["torch"]["samples"] = [7e-6, 8e-6, 9e-6]
+    monkeypatch.setattr(report, "markdown", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_all(res, tmp_path, "t")
+    assert {kind: path.read_bytes() for kind, path in old.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in old.values())
+
+    # a failure inside the file's write: the old file stays whole
+    monkeypatch.setattr(report, "markdown", real)
+    from fastrnn import atomic_file
+
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_file.replacing(old["json"], "w") as f:
+            f.write('{"half": ')
+            raise OSError("disk full (simulated)")
+    assert old["json"].read_bytes() == before["json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in old.values())
+    new = report.write_all(res, tmp_path, "t")
+    assert json.loads(new["json"].read_text())["blocks"][0]["contenders"]["torch"]["samples"] == [7e-6, 8e-6, 9e-6]
+
+
 def test_memory_probe_in_subprocess_reports_bytes():
     from bench import memory
 

@@ -729,3 +729,16 @@ def test_from_torch_state_dict_options_and_errors():
         from_torch_state_dict({"c": torch.zeros(2, dtype=torch.complex64)})
     with pytest.raises(TypeError, match="mapping"):
         from_torch_state_dict([1, 2])
+
+
+def test_replacing_makes_new_files_readable_and_checks_its_mode(tmp_path):
+    from fastrnn.atomic_file import replacing
+
+    path = tmp_path / "new.txt"
+    with replacing(path, "w", encoding="utf-8") as f:
+        f.write("whole")
+    assert path.read_text() == "whole" and os.stat(path).st_mode & 0o777 == 0o644
+    with pytest.raises(ValueError, match="mode must be 'wb' or 'w', got 'a'"):
+        with replacing(path, "a"):
+            pass
+    assert path.read_text() == "whole" and sorted(os.listdir(tmp_path)) == ["new.txt"]
