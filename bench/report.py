@@ -205,6 +205,7 @@ def markdown(results):
     if ceil:
         lines += ["SGEMM ceiling (numpy float32 matmul " + next(iter(ceil.values())).get("shape", "") + "): "
                   + ", ".join(f"{t} thread(s) {c['gflops']:.1f} GFLOP/s" for t, c in ceil.items()), ""]
+        lines += ceiling_drift(results)
     for name, reason in results.get("skipped_contenders", {}).items():
         lines.append(f"- skipped contender **{name}**: {reason}")
     lines += ["", "Ratios are time of the other / time of fastrnn (higher is better for fastrnn), median of "
@@ -348,6 +349,30 @@ def chart(results, path):
     finally:
         plt.close(fig)
     return path
+
+
+# A ceiling that moved by more than this between the start and the end of a run is reported as drift.
+DRIFT = 0.10
+
+
+def ceiling_drift(results):
+    """Markdown lines for the ceiling measured again at the end of the run (nothing for results without
+    it), with a warning when it moved by more than DRIFT at some thread count: the machine's speed changed
+    during the run, so its times (and fractions of the ceiling) are not comparable with another run's,
+    while the ratios, measured pair by pair, still are."""
+    start, end = results.get("ceiling", {}), results.get("ceiling_end", {})
+    both = [t for t in start if t in end]
+    if not both:
+        return []
+    lines = ["SGEMM ceiling at the end of the run: "
+             + ", ".join(f"{t} thread(s) {end[t]['gflops']:.1f} GFLOP/s" for t in both), ""]
+    moved = [t for t in both if abs(end[t]["gflops"] / start[t]["gflops"] - 1) > DRIFT]
+    if moved:
+        lines += ["**The machine's speed changed during this run** (ceiling "
+                  + ", ".join(f"{start[t]['gflops']:.1f} -> {end[t]['gflops']:.1f} GFLOP/s at {t} thread(s)"
+                              for t in moved)
+                  + "): compare its ratios with another run's, not its times or fractions of the ceiling.", ""]
+    return lines
 
 
 def write_all(results, outdir, name):

@@ -372,7 +372,7 @@ def _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_st
     for name, reason in skipped.items():
         log(f"skipping contender {name}: {reason}")
     results = {"meta": machine_info(argv, mode_name, None if args.in_process else mods),
-               "skipped_contenders": skipped, "ceiling": {}, "blocks": [], "memory": []}
+               "skipped_contenders": skipped, "ceiling": {}, "ceiling_end": {}, "blocks": [], "memory": []}
     results["meta"]["pause_ms"] = args.pause_ms
     results["meta"]["quiesce"] = mode["quiesce"]
     for n in threads:
@@ -408,6 +408,10 @@ def _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_st
                 f"{k} {report.fmt_bytes(v.get('first_bytes'))}" if "first_bytes" in v else f"{k} skipped ({v['skipped']})"
                 for k, v in entry["contenders"].items()))
 
+    # the ceiling again, so that the report can tell when the machine's speed changed during the run
+    results["ceiling_end"] = {str(n): measure_ceiling(n, mode["ceiling_reps"]) for n in threads}
+    for n, c in results["ceiling_end"].items():
+        log(f"SGEMM ceiling at the end, {n} thread(s): {c['gflops']:.1f} GFLOP/s")
     results["meta"]["loadavg_end"] = os.getloadavg()[0]
     results["meta"]["wall_s"] = time.perf_counter() - t_start
     paths = report.write_all(results, args.out, args.name or mode_name)

@@ -280,6 +280,19 @@ def test_write_all_and_markdown(tmp_path):
         assert paths["png"].stat().st_size > 0
 
 
+def test_report_shows_the_ceiling_at_the_end_and_warns_when_it_moved():
+    res = synthetic_results()
+    assert "at the end of the run" not in report.markdown(res)   # results from before ceiling_end
+    res["ceiling_end"] = {"1": {"gflops": 105.0}, "2": {"gflops": 200.0}}
+    md = report.markdown(res)
+    assert "SGEMM ceiling at the end of the run: 1 thread(s) 105.0 GFLOP/s, 2 thread(s) 200.0 GFLOP/s" in md
+    assert "speed changed" not in md                              # 5%: within DRIFT
+    res["ceiling_end"]["2"] = {"gflops": 150.0}
+    md = report.markdown(res)
+    assert "**The machine's speed changed during this run** (ceiling 200.0 -> 150.0 GFLOP/s at 2 thread(s))" in md
+    assert "100.0 -> 105.0" not in md
+
+
 def test_interrupted_write_all_keeps_the_results_that_were_there(tmp_path, monkeypatch):
     """A run stopped while writing leaves the old files whole and no temporary file behind: the tables are
     made before any file is replaced (here the markdown fails), and a write that fails half-way (disk
@@ -401,6 +414,8 @@ def test_isolated_run_end_to_end(tmp_path, monkeypatch):
                      "--out", str(tmp_path), "--name", "iso"]) == 0
     res = json.loads((tmp_path / "iso.json").read_text())
     assert res["meta"]["isolation"] == "one worker process per contender"
+    assert set(res["ceiling_end"]) == set(res["ceiling"]) == {"1", "2"}   # measured again at the end
+    assert all(c["gflops"] > 0 for c in res["ceiling_end"].values())
     assert res["meta"]["versions"]["fastrnn"] and res["meta"]["versions"]["scipy"]  # reported by the workers
     timed = [b for b in res["blocks"] if b["config"]["scenario"] != "concurrent"]
     assert len(timed) == 4 and {b["threads"] for b in timed} == {1, 2}
