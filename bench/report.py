@@ -411,7 +411,15 @@ def main(argv=None):
         print("usage: python -m bench.report RESULTS.json", file=sys.stderr)
         return 2
     path = Path(argv[0])
-    results = json.loads(path.read_text())
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        print(f"cannot read {path} as JSON: {exc}", file=sys.stderr)
+        return 2
+    missing = [k for k in ("meta", "ceiling", "blocks") if not isinstance(results, dict) or k not in results]
+    if missing:
+        print(f"{path} is not a results file of bench/run.py: it lacks {', '.join(missing)}", file=sys.stderr)
+        return 2
     write_all(results, path.parent, path.stem)
     print_targets(results)
     return 0

@@ -303,13 +303,53 @@ def _line(results, block):
     return f"  {cfg_key:28} thr={block['threads']}  " + "  ".join(parts)
 
 
+def _subset_of(choices):
+    """An argparse type: a comma-separated, non-empty subset of ``choices``, as a list in the given order."""
+    def parse(text):
+        items = list(dict.fromkeys(t for t in text.split(",") if t))
+        unknown = [t for t in items if t not in choices]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(choices)}, got "
+                                             f"{text!r}" + (f" ({', '.join(unknown)} unknown)" if unknown else ""))
+        return items
+    return parse
+
+
+def _thread_counts(text):
+    try:
+        counts = list(dict.fromkeys(int(t) for t in text.split(",") if t))
+    except ValueError:
+        counts = []
+    if not counts or any(c < 1 for c in counts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive thread counts such as 1,2, got {text!r}")
+    return counts
+
+
+def _seconds(minimum, inclusive):
+    """An argparse type: a finite float >= minimum (inclusive) or > minimum."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value >= minimum if inclusive else value > minimum) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a finite number {'>=' if inclusive else '>'} {minimum:g}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description="fastrnn benchmark suite (issue 4); see bench/README.md")
     ap.add_argument("--quick", action="store_true", help="a subset of every scenario (~3 minutes)")
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    ap.add_argument("--contenders", default=",".join(ORDER), help=f"comma-separated subset of {','.join(ORDER)}")
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
-    ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated subset of rnn,lstm,gru")
+    ap.add_argument("--threads", type=_thread_counts, default=[1, 2],
+                    help="comma-separated thread counts (default 1,2)")
+    ap.add_argument("--contenders", type=_subset_of(ORDER), default=list(ORDER),
+                    help=f"comma-separated subset of {','.join(ORDER)}")
+    ap.add_argument("--scenarios", type=_subset_of(SCENARIOS), default=list(SCENARIOS),
+                    help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    ap.add_argument("--cells", type=_subset_of(CELLS), default=list(CELLS),
+                    help="comma-separated subset of rnn,lstm,gru")
     ap.add_argument("--only", default="", help="keep configurations whose key contains one of these "
                     "comma-separated substrings, e.g. 'lstm/B64,H1024' (keys look like infer/lstm/B64/T100/H1024)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
@@ -318,10 +358,10 @@ def parse_args(argv):
     ap.add_argument("--in-process", action="store_true",
                     help="run every contender in this process (the old behaviour) instead of one worker "
                          "process per contender")
-    ap.add_argument("--worker-timeout", type=float, default=600.0,
+    ap.add_argument("--worker-timeout", type=_seconds(0, False), default=600.0,
                     help="seconds a worker process may take for one command (build, a sample, ...) before "
                          "it is killed and its contender skipped for that configuration (default 600)")
-    ap.add_argument("--pause-ms", type=float, default=0.0,
+    ap.add_argument("--pause-ms", type=_seconds(0, True), default=0.0,
                     help="sleep this long before each timed sample (default 0; see bench/README.md)")
     ap.add_argument("--no-quiesce", action="store_true",
                     help="with worker processes and more than one thread, do not wait before each sample until "
@@ -345,30 +385,32 @@ def main(argv=None):
     mode_name = "quick" if args.quick else "full"
     mode = dict(MODES[mode_name], pause_s=args.pause_ms / 1000.0,
                 quiesce=not (args.no_quiesce or args.in_process), numpy_all_threads=args.numpy_all_threads)
-    threads = [int(t) for t in args.threads.split(",") if t]
-    scen = set(args.scenarios.split(","))
-    cells = set(args.cells.split(","))
-    unknown = (scen - set(SCENARIOS)) | (cells - set(CELLS))
-    if unknown:
-        raise SystemExit(f"unknown scenarios/cells {sorted(unknown)}; expected {SCENARIOS} and {CELLS}")
+    threads, scen, cells = args.threads, set(args.scenarios), set(args.cells)
+    only = [o for o in args.only.split(",") if o]
+    todo = [c for c in configs(args.quick) if c.scenario in scen and c.cell in cells
+            and (not only or any(o in c.key for o in only))]
+    if not todo:   # before anything runs or any result file is replaced
+        raise SystemExit(f"no configuration of the {mode_name} suite matches --scenarios {','.join(args.scenarios)} "
+                         f"--cells {','.join(args.cells)} --only {args.only!r}; keys look like "
+                         f"{configs(args.quick)[0].key}")
     t_start = time.perf_counter()
     load1 = os.getloadavg()[0]
     if load1 > 0.5:
         log(f"WARNING: load average {load1:.2f} before starting: other processes are using the CPUs, "
             "so the timings will be noisy (run on a quiet machine for numbers to publish)")
-    names = [c for c in args.contenders.split(",") if c]
+    names = args.contenders
     if args.in_process:
         mods, skipped = load(names)
     else:
         mods, skipped = start_isolated(names, timeout_s=args.worker_timeout)
     try:
-        return _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_start)
+        return _main(args, argv, mode_name, mode, mods, skipped, threads, scen, todo, t_start)
     finally:
         if not args.in_process:
             close_all(mods)
 
 
-def _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_start):
+def _main(args, argv, mode_name, mode, mods, skipped, threads, scen, todo, t_start):
     for name, reason in skipped.items():
         log(f"skipping contender {name}: {reason}")
     results = {"meta": machine_info(argv, mode_name, None if args.in_process else mods),
@@ -379,9 +421,6 @@ def _main(args, argv, mode_name, mode, mods, skipped, threads, scen, cells, t_st
         results["ceiling"][str(n)] = measure_ceiling(n, mode["ceiling_reps"])
         log(f"SGEMM ceiling, {n} thread(s): {results['ceiling'][str(n)]['gflops']:.1f} GFLOP/s")
 
-    only = [o for o in args.only.split(",") if o]
-    todo = [c for c in configs(args.quick) if c.scenario in scen and c.cell in cells
-            and (not only or any(o in c.key for o in only))]
     for cfg in todo:
         if cfg.scenario == "concurrent":
             block = run_concurrent_block(cfg, mods, mode)

@@ -280,6 +280,23 @@ def test_write_all_and_markdown(tmp_path):
         assert paths["png"].stat().st_size > 0
 
 
+def test_re_report_refuses_what_is_not_a_results_file(tmp_path, capsys):
+    cases = {"missing.json": None, "bad.json": "{bad", "other.json": '{"x": 1}', "list.json": "[1, 2]"}
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+    expected = {"missing.json": "cannot read", "bad.json": "cannot read", "other.json": "lacks meta, ceiling, blocks",
+                "list.json": "lacks meta, ceiling, blocks"}
+    for name, message in expected.items():
+        assert report.main([str(tmp_path / name)]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "list.json", "other.json"]
+    res = synthetic_results()
+    (tmp_path / "r.json").write_text(json.dumps(res))
+    assert report.main([str(tmp_path / "r.json")]) == 0
+    assert (tmp_path / "r.md").exists()
+
+
 def test_report_shows_the_ceiling_at_the_end_and_warns_when_it_moved():
     res = synthetic_results()
     assert "at the end of the run" not in report.markdown(res)   # results from before ceiling_end
@@ -400,6 +417,35 @@ def _small_mode():
     import bench.run as run
 
     return dict(run.MODES["quick"], sample_s=0.001, budget_s=0.0, min_repeats=3, max_repeats=3)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--threads", "0"], "--threads: expected comma-separated positive thread counts such as 1,2, got '0'"),
+    (["--threads", "two"], "--threads: expected comma-separated positive thread counts such as 1,2, got 'two'"),
+    (["--contenders", "fastrnn,tf"], "--contenders: expected a comma-separated subset of "
+                                     "fastrnn,torch,onnxruntime,numpy, got 'fastrnn,tf' (tf unknown)"),
+    (["--cells", "lstm,elman"], "--cells: expected a comma-separated subset of rnn,lstm,gru, got 'lstm,elman'"),
+    (["--scenarios", ","], "--scenarios: expected a comma-separated subset of step,seq,infer,train,concurrent"),
+    (["--pause-ms", "-1"], "--pause-ms: expected a finite number >= 0, got '-1'"),
+    (["--worker-timeout", "0"], "--worker-timeout: expected a finite number > 0, got '0'"),
+    (["--worker-timeout", "inf"], "--worker-timeout: expected a finite number > 0, got 'inf'"),
+])
+def test_bad_options_are_refused_before_anything_runs(args, expected, tmp_path, capsys):
+    import bench.run as run
+
+    with pytest.raises(SystemExit) as exc:
+        run.main(["--quick", "--out", str(tmp_path), *args])
+    assert exc.value.code == 2 and expected in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_selection_that_matches_nothing_is_refused_and_writes_nothing(tmp_path):
+    import bench.run as run
+
+    with pytest.raises(SystemExit, match="no configuration of the quick suite matches --scenarios step --cells "
+                                         "rnn --only 'B64/'; keys look like step/"):
+        run.main(["--quick", "--scenarios", "step", "--cells", "rnn", "--only", "B64/", "--out", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_isolated_run_end_to_end(tmp_path, monkeypatch):
