@@ -65,6 +65,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import fastrnn as fr  # noqa: E402
+from bench.arg_types import finite, int_at_least, ints_at_least  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
 from fastrnn.data import CharVocab, batchify, lm_batches, load_corpus, read_text, split_ids  # noqa: E402
 from fastrnn.losses import softmax_cross_entropy  # noqa: E402
@@ -241,25 +242,25 @@ def main(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--text", metavar="FILE", default=None,
                    help="UTF-8 text to train on (.gz allowed); default: the corpus shipped with fastrnn")
-    p.add_argument("--minutes", type=float, default=3.0, help="training wall clock for EACH library")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--embed", type=int, default=64)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--bptt", type=int, default=64)
-    p.add_argument("--lr", type=float, default=4e-3)
-    p.add_argument("--clip", type=float, default=5.0)
-    p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--threads", type=int, default=1, help="BLAS / torch intra-op threads for both")
-    p.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0],
+    p.add_argument("--minutes", type=finite(0, inclusive=False), default=3.0, help="training wall clock for EACH library")
+    p.add_argument("--hidden", type=int_at_least(1), default=128)
+    p.add_argument("--layers", type=int_at_least(1), default=2)
+    p.add_argument("--embed", type=int_at_least(1), default=64)
+    p.add_argument("--batch", type=int_at_least(1), default=32)
+    p.add_argument("--bptt", type=int_at_least(1), default=64)
+    p.add_argument("--lr", type=finite(0, inclusive=False), default=4e-3)
+    p.add_argument("--clip", type=finite(0, inclusive=False), default=5.0)
+    p.add_argument("--warmup", type=int_at_least(0), default=50)
+    p.add_argument("--threads", type=int_at_least(1), default=1, help="BLAS / torch intra-op threads for both")
+    p.add_argument("--seeds", type=ints_at_least(0, "0,1,2"), default=[0],
                    help="comma-separated seeds; each seed is one side-by-side run (init and batch order)")
     p.add_argument("--init", choices=("torch", "own"), default="torch",
                    help="torch: both models start from the torch model's initial weights for the seed (the runs "
                         "then differ only in speed and round-off); own: each library's own initialisation")
-    p.add_argument("--eval-every", type=float, default=60.0,
+    p.add_argument("--eval-every", type=finite(0, inclusive=False), default=60.0,
                    help="seconds of each library's training between evaluations on the validation split (the "
                         "best is reported beside the final one)")
-    p.add_argument("--slice", type=float, default=10.0,
+    p.add_argument("--slice", type=finite(0, inclusive=False), default=10.0,
                    help="seconds each library trains before the other takes its turn")
     p.add_argument("--only", choices=tuple(TRAINERS), default=None, help="run one side only")
     p.add_argument("--keep-openblas-env", action="store_true",

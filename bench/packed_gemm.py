@@ -23,6 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.arg_types import finite, int_at_least  # noqa: E402
 from fastrnn._kernels.packed_hooks import _time_steps  # noqa: E402
 
 
@@ -64,9 +65,9 @@ def measure(dtype, B, H, trans, T, repeats, sample_s):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer shapes and repeats")
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--sample-s", type=float, default=0.05)
-    ap.add_argument("-T", type=int, default=100, help="sequence length for the amortized speed-up")
+    ap.add_argument("--repeats", type=int_at_least(1), default=7)
+    ap.add_argument("--sample-s", type=finite(0, inclusive=False), default=0.05)
+    ap.add_argument("-T", type=int_at_least(1), default=100, help="sequence length for the amortized speed-up")
     args = ap.parse_args()
     batches = [1, 8, 32, 64]
     hiddens = [64, 128, 256, 512, 1024]

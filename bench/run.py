@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import memory, report, timing  # noqa: E402
+from bench.arg_types import finite, ints_at_least, subset_of  # noqa: E402
 from bench.check import compare  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
 from bench.contenders import ORDER, load, start_isolated  # noqa: E402
@@ -303,52 +304,16 @@ def _line(results, block):
     return f"  {cfg_key:28} thr={block['threads']}  " + "  ".join(parts)
 
 
-def _subset_of(choices):
-    """An argparse type: a comma-separated, non-empty subset of ``choices``, as a list in the given order."""
-    def parse(text):
-        items = list(dict.fromkeys(t for t in text.split(",") if t))
-        unknown = [t for t in items if t not in choices]
-        if unknown or not items:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(choices)}, got "
-                                             f"{text!r}" + (f" ({', '.join(unknown)} unknown)" if unknown else ""))
-        return items
-    return parse
-
-
-def _thread_counts(text):
-    try:
-        counts = list(dict.fromkeys(int(t) for t in text.split(",") if t))
-    except ValueError:
-        counts = []
-    if not counts or any(c < 1 for c in counts):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive thread counts such as 1,2, got {text!r}")
-    return counts
-
-
-def _seconds(minimum, inclusive):
-    """An argparse type: a finite float >= minimum (inclusive) or > minimum."""
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not (value >= minimum if inclusive else value > minimum) or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a finite number {'>=' if inclusive else '>'} {minimum:g}, "
-                                             f"got {text!r}")
-        return value
-    return parse
-
-
 def parse_args(argv):
     ap = argparse.ArgumentParser(description="fastrnn benchmark suite (issue 4); see bench/README.md")
     ap.add_argument("--quick", action="store_true", help="a subset of every scenario (~3 minutes)")
-    ap.add_argument("--threads", type=_thread_counts, default=[1, 2],
+    ap.add_argument("--threads", type=ints_at_least(1, "1,2"), default=[1, 2],
                     help="comma-separated thread counts (default 1,2)")
-    ap.add_argument("--contenders", type=_subset_of(ORDER), default=list(ORDER),
+    ap.add_argument("--contenders", type=subset_of(ORDER), default=list(ORDER),
                     help=f"comma-separated subset of {','.join(ORDER)}")
-    ap.add_argument("--scenarios", type=_subset_of(SCENARIOS), default=list(SCENARIOS),
+    ap.add_argument("--scenarios", type=subset_of(SCENARIOS), default=list(SCENARIOS),
                     help=f"comma-separated subset of {','.join(SCENARIOS)}")
-    ap.add_argument("--cells", type=_subset_of(CELLS), default=list(CELLS),
+    ap.add_argument("--cells", type=subset_of(CELLS), default=list(CELLS),
                     help="comma-separated subset of rnn,lstm,gru")
     ap.add_argument("--only", default="", help="keep configurations whose key contains one of these "
                     "comma-separated substrings, e.g. 'lstm/B64,H1024' (keys look like infer/lstm/B64/T100/H1024)")
@@ -358,10 +323,10 @@ def parse_args(argv):
     ap.add_argument("--in-process", action="store_true",
                     help="run every contender in this process (the old behaviour) instead of one worker "
                          "process per contender")
-    ap.add_argument("--worker-timeout", type=_seconds(0, False), default=600.0,
+    ap.add_argument("--worker-timeout", type=finite(0, inclusive=False), default=600.0,
                     help="seconds a worker process may take for one command (build, a sample, ...) before "
                          "it is killed and its contender skipped for that configuration (default 600)")
-    ap.add_argument("--pause-ms", type=_seconds(0, True), default=0.0,
+    ap.add_argument("--pause-ms", type=finite(0), default=0.0,
                     help="sleep this long before each timed sample (default 0; see bench/README.md)")
     ap.add_argument("--no-quiesce", action="store_true",
                     help="with worker processes and more than one thread, do not wait before each sample until "

@@ -420,8 +420,8 @@ def _small_mode():
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["--threads", "0"], "--threads: expected comma-separated positive thread counts such as 1,2, got '0'"),
-    (["--threads", "two"], "--threads: expected comma-separated positive thread counts such as 1,2, got 'two'"),
+    (["--threads", "0"], "--threads: expected comma-separated integers >= 1 such as 1,2, got '0'"),
+    (["--threads", "two"], "--threads: expected comma-separated integers >= 1 such as 1,2, got 'two'"),
     (["--contenders", "fastrnn,tf"], "--contenders: expected a comma-separated subset of "
                                      "fastrnn,torch,onnxruntime,numpy, got 'fastrnn,tf' (tf unknown)"),
     (["--cells", "lstm,elman"], "--cells: expected a comma-separated subset of rnn,lstm,gru, got 'lstm,elman'"),
@@ -575,3 +575,21 @@ def test_interleaved_calls_before_sample_and_drops_a_failing_contender():
     assert isinstance(errors["b"], RuntimeError) and len(calls) == 4  # a, b (fails), a, a
     with pytest.raises(RuntimeError, match="boom"):
         timing.interleaved({"b": bad}, {"b": 1}, repeats=1)
+
+
+def test_arg_types_refuse_what_they_do_not_expect():
+    import argparse
+
+    from bench import arg_types
+
+    assert arg_types.int_at_least(1)("3") == 3
+    assert arg_types.ints_at_least(0, "0,1")("2,0,2") == [2, 0]
+    assert arg_types.finite(0)("0") == 0.0
+    for parse, text, message in [(arg_types.int_at_least(1), "0", "an integer >= 1, got '0'"),
+                                 (arg_types.int_at_least(1), "1.5", "an integer >= 1, got '1.5'"),
+                                 (arg_types.ints_at_least(0, "0,1"), "-1", "integers >= 0 such as 0,1, got '-1'"),
+                                 (arg_types.finite(0, inclusive=False), "0", "a finite number > 0, got '0'"),
+                                 (arg_types.finite(0), "nan", "a finite number >= 0, got 'nan'"),
+                                 (arg_types.subset_of(("a", "b")), "", "subset of a,b, got ''")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=message.replace(".", r"\.")):
+            parse(text)
