@@ -65,7 +65,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import fastrnn as fr  # noqa: E402
-from bench.arg_types import finite, int_at_least, ints_at_least  # noqa: E402
+from fastrnn.arg_types import finite, int_at_least, ints_at_least  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
 from fastrnn.data import CharVocab, batchify, lm_batches, load_corpus, read_text, split_ids  # noqa: E402
 from fastrnn.losses import softmax_cross_entropy  # noqa: E402

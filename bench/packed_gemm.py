@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.arg_types import finite, int_at_least  # noqa: E402
+from fastrnn.arg_types import finite, int_at_least  # noqa: E402
 from fastrnn._kernels.packed_hooks import _time_steps  # noqa: E402
 
 

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import memory, report, timing  # noqa: E402
-from bench.arg_types import finite, ints_at_least, subset_of  # noqa: E402
+from fastrnn.arg_types import finite, ints_at_least, subset_of  # noqa: E402
 from bench.check import compare  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
 from bench.contenders import ORDER, load, start_isolated  # noqa: E402

@@ -21,44 +21,10 @@ import time
 
 import numpy as np
 
+from .arg_types import finite, fraction, int_at_least
+
 DEFAULT_OUT = "charlm.npz"
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _nonneg_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _fraction(text):
-    value = _positive_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text}")
-    return value
+positive_int, positive_float, nonneg_float = int_at_least(1), finite(0, inclusive=False), finite(0)
 
 
 def add_arguments(parser):
@@ -74,39 +40,39 @@ def add_arguments(parser):
     data.add_argument("--text", metavar="FILE", default=None,
                       help="UTF-8 text file to train on (.gz allowed); default: the Shakespeare plays shipped in "
                            "fastrnn/corpus/ (the 37 plays, 4.9 MB; see its README for source and licence)")
-    data.add_argument("--max-chars", type=_positive_int, default=None, metavar="N",
+    data.add_argument("--max-chars", type=positive_int, default=None, metavar="N",
                       help="use only the first N characters of the text")
-    data.add_argument("--val-fraction", type=_fraction, default=0.1, metavar="F",
+    data.add_argument("--val-fraction", type=fraction, default=0.1, metavar="F",
                       help="fraction F of the text held out for validation: the last F of each of --val-blocks "
                            "equal blocks")
-    data.add_argument("--val-blocks", type=_positive_int, default=10, metavar="N",
+    data.add_argument("--val-blocks", type=positive_int, default=10, metavar="N",
                       help="spread the validation text over N equal blocks of the text (1: only its end); on the "
                            "default corpus the 10 blocks take validation text from 10 places across the 37 plays")
     model = t.add_argument_group("model")
     model.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell")
-    model.add_argument("--layers", type=_positive_int, default=2, metavar="N", help="stacked recurrent layers")
-    model.add_argument("--hidden", type=_positive_int, default=128, metavar="H",
+    model.add_argument("--layers", type=positive_int, default=2, metavar="N", help="stacked recurrent layers")
+    model.add_argument("--hidden", type=positive_int, default=128, metavar="H",
                        help="hidden units per layer (128 learns fastest in a few minutes on 2 cores; try 256 or 512 "
                             "for longer runs)")
-    model.add_argument("--embed", type=_positive_int, default=64, metavar="E", help="character embedding size")
-    model.add_argument("--dropout", type=_nonneg_float, default=0.0, metavar="P",
+    model.add_argument("--embed", type=positive_int, default=64, metavar="E", help="character embedding size")
+    model.add_argument("--dropout", type=nonneg_float, default=0.0, metavar="P",
                        help="dropout between layers and (variational) before the output layer; 0 is best for "
                             "runs of a few minutes")
     model.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="parameter dtype")
     opt = t.add_argument_group("training")
-    opt.add_argument("--minutes", type=_positive_float, default=2.5, metavar="M",
+    opt.add_argument("--minutes", type=positive_float, default=2.5, metavar="M",
                      help="wall-clock budget for the whole run (training stops early enough to leave time for the "
                           "final evaluation and sample)")
-    opt.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
+    opt.add_argument("--max-steps", type=positive_int, default=None, metavar="N",
                      help="stop after N optimizer steps even if time is left")
-    opt.add_argument("--batch", type=_positive_int, default=32, metavar="B", help="parallel text streams per step")
-    opt.add_argument("--bptt", type=_positive_int, default=64, metavar="K",
+    opt.add_argument("--batch", type=positive_int, default=32, metavar="B", help="parallel text streams per step")
+    opt.add_argument("--bptt", type=positive_int, default=64, metavar="K",
                      help="truncated BPTT: characters per chunk; the state carries over between chunks")
-    opt.add_argument("--lr", type=_positive_float, default=4e-3, help="Adam learning rate (peak)")
-    opt.add_argument("--clip", type=_positive_float, default=5.0, help="clip gradients to this global L2 norm")
+    opt.add_argument("--lr", type=positive_float, default=4e-3, help="Adam learning rate (peak)")
+    opt.add_argument("--clip", type=positive_float, default=5.0, help="clip gradients to this global L2 norm")
     opt.add_argument("--warmup", type=int, default=50, metavar="STEPS",
                      help="linear learning-rate warm-up steps; then cosine decay to 10%% over the time budget")
-    opt.add_argument("--eval-every", type=_positive_int, default=200, metavar="STEPS",
+    opt.add_argument("--eval-every", type=positive_int, default=200, metavar="STEPS",
                      help="evaluate on (part of) the validation split and print a sample every STEPS steps")
     opt.add_argument("--seed", type=int, default=0, help="seed for initialisation, batching and samples")
     opt.add_argument("--blas-threads", type=int, default=1, metavar="N",
@@ -118,18 +84,18 @@ def add_arguments(parser):
     out.add_argument("--out", default=DEFAULT_OUT, metavar="PATH", help="where to save the trained model")
     out.add_argument("--sample-chars", type=int, default=400, metavar="N",
                      help="characters of the final sample (0: none)")
-    out.add_argument("--temperature", type=_nonneg_float, default=0.8, help="temperature of the printed samples")
+    out.add_argument("--temperature", type=nonneg_float, default=0.8, help="temperature of the printed samples")
 
     s = sub.add_parser("sample", help="write text with a saved character language model",
                        description="Continue a prompt with a model saved by 'lm train'.", formatter_class=fmt)
     s.add_argument("model", metavar="MODEL", help="model file written by 'lm train'")
     s.add_argument("--prompt", default="\n", help="text to start from (characters unknown to the model are dropped)")
-    s.add_argument("--chars", type=_positive_int, default=500, metavar="N", help="characters to write")
-    s.add_argument("--temperature", type=_nonneg_float, default=0.8,
+    s.add_argument("--chars", type=positive_int, default=500, metavar="N", help="characters to write")
+    s.add_argument("--temperature", type=nonneg_float, default=0.8,
                    help="sampling temperature: lower is safer, higher more varied; 0 always picks the likeliest")
-    s.add_argument("--top-k", type=_positive_int, default=None, metavar="K",
+    s.add_argument("--top-k", type=positive_int, default=None, metavar="K",
                    help="sample only among the K likeliest characters")
-    s.add_argument("--beam", type=_positive_int, default=None, metavar="N",
+    s.add_argument("--beam", type=positive_int, default=None, metavar="N",
                    help="beam search with N beams instead of sampling (deterministic, tends to repeat)")
     s.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling (default: random)")
 

@@ -426,9 +426,9 @@ def _small_mode():
                                      "fastrnn,torch,onnxruntime,numpy, got 'fastrnn,tf' (tf unknown)"),
     (["--cells", "lstm,elman"], "--cells: expected a comma-separated subset of rnn,lstm,gru, got 'lstm,elman'"),
     (["--scenarios", ","], "--scenarios: expected a comma-separated subset of step,seq,infer,train,concurrent"),
-    (["--pause-ms", "-1"], "--pause-ms: expected a finite number >= 0, got '-1'"),
-    (["--worker-timeout", "0"], "--worker-timeout: expected a finite number > 0, got '0'"),
-    (["--worker-timeout", "inf"], "--worker-timeout: expected a finite number > 0, got 'inf'"),
+    (["--pause-ms", "-1"], "--pause-ms: expected a number >= 0, got '-1'"),
+    (["--worker-timeout", "0"], "--worker-timeout: expected a positive number, got '0'"),
+    (["--worker-timeout", "inf"], "--worker-timeout: expected a positive number, got 'inf'"),
 ])
 def test_bad_options_are_refused_before_anything_runs(args, expected, tmp_path, capsys):
     import bench.run as run
@@ -579,17 +579,20 @@ def test_interleaved_calls_before_sample_and_drops_a_failing_contender():
 
 def test_arg_types_refuse_what_they_do_not_expect():
     import argparse
+    import re
 
-    from bench import arg_types
+    from fastrnn import arg_types
 
-    assert arg_types.int_at_least(1)("3") == 3
+    assert arg_types.int_at_least(1)("3") == 3 and arg_types.fraction("0.5") == 0.5
     assert arg_types.ints_at_least(0, "0,1")("2,0,2") == [2, 0]
     assert arg_types.finite(0)("0") == 0.0
-    for parse, text, message in [(arg_types.int_at_least(1), "0", "an integer >= 1, got '0'"),
-                                 (arg_types.int_at_least(1), "1.5", "an integer >= 1, got '1.5'"),
+    for parse, text, message in [(arg_types.int_at_least(1), "0", "a positive integer, got '0'"),
+                                 (arg_types.int_at_least(2), "1.5", "an integer >= 2, got '1.5'"),
                                  (arg_types.ints_at_least(0, "0,1"), "-1", "integers >= 0 such as 0,1, got '-1'"),
-                                 (arg_types.finite(0, inclusive=False), "0", "a finite number > 0, got '0'"),
-                                 (arg_types.finite(0), "nan", "a finite number >= 0, got 'nan'"),
+                                 (arg_types.finite(0, inclusive=False), "0", "a positive number, got '0'"),
+                                 (arg_types.finite(0), "nan", "a number >= 0, got 'nan'"),
+                                 (arg_types.finite(1, inclusive=False), "1", "a finite number > 1, got '1'"),
+                                 (arg_types.fraction, "1", "a fraction in (0, 1), got '1'"),
                                  (arg_types.subset_of(("a", "b")), "", "subset of a,b, got ''")]:
-        with pytest.raises(argparse.ArgumentTypeError, match=message.replace(".", r"\.")):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
             parse(text)
