@@ -10,9 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from fastrnn.atomic_file import replacing
-
 from .scenarios import Config, call_flops, is_large
+from .standalone import atomic_file
 from .timing import paired_ratios, stats
 
 BASE = "fastrnn"
@@ -344,7 +343,7 @@ def chart(results, path):
     ax.legend(fontsize=7)
     fig.tight_layout()
     try:
-        with replacing(path) as f:
+        with atomic_file.replacing(path) as f:
             fig.savefig(f, format="png", dpi=110)
     finally:
         plt.close(fig)
@@ -377,13 +376,13 @@ def ceiling_drift(results):
 
 def write_all(results, outdir, name):
     """Write <name>.json, <name>.md and (with matplotlib) <name>.png into outdir; return the paths. Each file
-    is replaced whole (fastrnn.atomic_file): an interrupted run leaves the results that were there."""
+    is replaced whole (fastrnn/atomic_file.py): an interrupted run leaves the results that were there."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {"json": outdir / f"{name}.json", "md": outdir / f"{name}.md"}
     texts = {"json": json.dumps(results, indent=1, default=float) + "\n", "md": markdown(results) + "\n"}
     for kind, text in texts.items():
-        with replacing(paths[kind], "w", encoding="utf-8") as f:
+        with atomic_file.replacing(paths[kind], "w", encoding="utf-8") as f:
             f.write(text)
     try:
         png = chart(results, outdir / f"{name}.png")

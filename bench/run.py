@@ -29,7 +29,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import memory, report, timing  # noqa: E402
-from fastrnn.arg_types import finite, ints_at_least, subset_of  # noqa: E402
 from bench.check import compare  # noqa: E402
 from bench.openblas_env import unpin_openblas  # noqa: E402
 from bench.contenders import ORDER, load, start_isolated  # noqa: E402
@@ -37,6 +36,7 @@ from bench.contenders.base import Skip, thread_limits  # noqa: E402
 from bench.contenders.worker import WorkerError, close_all, wait_quiet  # noqa: E402
 from bench.problem import make_problem  # noqa: E402
 from bench.scenarios import CELLS, SCENARIOS, call_flops, configs  # noqa: E402
+from bench.standalone import arg_types  # noqa: E402
 
 MODES = {
     # sample_s: length of one timed sample; budget_s: timing budget of one block (config x threads)
@@ -307,13 +307,13 @@ def _line(results, block):
 def parse_args(argv):
     ap = argparse.ArgumentParser(description="fastrnn benchmark suite (issue 4); see bench/README.md")
     ap.add_argument("--quick", action="store_true", help="a subset of every scenario (~3 minutes)")
-    ap.add_argument("--threads", type=ints_at_least(1, "1,2"), default=[1, 2],
+    ap.add_argument("--threads", type=arg_types.ints_at_least(1, "1,2"), default=[1, 2],
                     help="comma-separated thread counts (default 1,2)")
-    ap.add_argument("--contenders", type=subset_of(ORDER), default=list(ORDER),
+    ap.add_argument("--contenders", type=arg_types.subset_of(ORDER), default=list(ORDER),
                     help=f"comma-separated subset of {','.join(ORDER)}")
-    ap.add_argument("--scenarios", type=subset_of(SCENARIOS), default=list(SCENARIOS),
+    ap.add_argument("--scenarios", type=arg_types.subset_of(SCENARIOS), default=list(SCENARIOS),
                     help=f"comma-separated subset of {','.join(SCENARIOS)}")
-    ap.add_argument("--cells", type=subset_of(CELLS), default=list(CELLS),
+    ap.add_argument("--cells", type=arg_types.subset_of(CELLS), default=list(CELLS),
                     help="comma-separated subset of rnn,lstm,gru")
     ap.add_argument("--only", default="", help="keep configurations whose key contains one of these "
                     "comma-separated substrings, e.g. 'lstm/B64,H1024' (keys look like infer/lstm/B64/T100/H1024)")
@@ -323,10 +323,10 @@ def parse_args(argv):
     ap.add_argument("--in-process", action="store_true",
                     help="run every contender in this process (the old behaviour) instead of one worker "
                          "process per contender")
-    ap.add_argument("--worker-timeout", type=finite(0, inclusive=False), default=600.0,
+    ap.add_argument("--worker-timeout", type=arg_types.finite(0, inclusive=False), default=600.0,
                     help="seconds a worker process may take for one command (build, a sample, ...) before "
                          "it is killed and its contender skipped for that configuration (default 600)")
-    ap.add_argument("--pause-ms", type=finite(0), default=0.0,
+    ap.add_argument("--pause-ms", type=arg_types.finite(0), default=0.0,
                     help="sleep this long before each timed sample (default 0; see bench/README.md)")
     ap.add_argument("--no-quiesce", action="store_true",
                     help="with worker processes and more than one thread, do not wait before each sample until "

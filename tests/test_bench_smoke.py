@@ -596,3 +596,17 @@ def test_arg_types_refuse_what_they_do_not_expect():
                                  (arg_types.subset_of(("a", "b")), "", "subset of a,b, got ''")]:
         with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
             parse(text)
+
+
+def test_the_parent_process_imports_no_contender_library():
+    """bench/README.md, Isolation: run.py and report.py load fastrnn's helper modules from their files
+    (bench/standalone.py), not through the fastrnn package, which loads scipy and the kernels."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys; import bench.run, bench.report; "
+            "print(sorted(m for m in ('fastrnn', 'scipy', 'torch', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
