@@ -918,7 +918,7 @@ def test_huge_broadcast_input_is_refused_before_any_copy():
     assert peak < 10 * 2**20
 
 
-# ---- the layers' compiled fast path (one layer, one direction, inference) ----------------------
+# ---- the layers' compiled fast path (one direction, any depth, inference) ----------------------
 
 KERNELS = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
 
@@ -941,25 +941,26 @@ def _counting_run(monkeypatch, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("T_, B_", [(1, 1), (5, 1), (7, 3), (40, 2)])
-def test_layer_fast_path_gives_the_general_paths_bits(monkeypatch, mode, dtype, T_, B_):
-    """Inference with C-contiguous arrays of the layer's dtype goes to the kernel's compiled ``run``; the
-    result is bitwise the general path's (forced here by full lengths, which take the validating path),
-    fresh writable arrays of the documented shapes that share no memory with the inputs or weights."""
-    layer = LAYERS[mode](I, H, dtype=dtype, seed=3)
+@pytest.mark.parametrize("T_, B_, L_", [(1, 1, 1), (5, 1, 1), (7, 3, 1), (40, 2, 1), (1, 1, 2), (7, 3, 3)])
+def test_layer_fast_path_gives_the_general_paths_bits(monkeypatch, mode, dtype, T_, B_, L_):
+    """Inference with C-contiguous arrays of the layer's dtype goes to the kernels' compiled ``run``, once
+    per layer; the result is bitwise the general path's (forced here by full lengths, which take the
+    validating path), fresh writable arrays of the documented shapes that share no memory with the inputs
+    or weights."""
+    layer = LAYERS[mode](I, H, num_layers=L_, dtype=dtype, seed=3)
     rng = np.random.default_rng(T_ * 10 + B_)
     x = rng.standard_normal((T_, B_, I)).astype(dtype)
-    s0 = tuple(rng.standard_normal((1, B_, H)).astype(dtype) for _ in range(2 if mode == "LSTM" else 1))
+    s0 = tuple(rng.standard_normal((L_, B_, H)).astype(dtype) for _ in range(2 if mode == "LSTM" else 1))
     s0 = s0 if mode == "LSTM" else s0[0]
     taken = _counting_run(monkeypatch, mode)
     y, s_n = layer(x, s0)
-    assert taken == [True]
+    assert taken == [True] * L_
     y_ref, s_ref = layer(x, s0, lengths=np.full(B_, T_))
-    assert taken == [True]   # the general path does not call run
+    assert taken == [True] * L_   # the general path does not call run
     assert y.shape == (T_, B_, H) and y.dtype == dtype and y.flags.writeable
     assert y.tobytes() == y_ref.tobytes()
     for got, ref in zip(s_n if mode == "LSTM" else (s_n,), s_ref if mode == "LSTM" else (s_ref,)):
-        assert got.shape == (1, B_, H) and got.dtype == dtype
+        assert got.shape == (L_, B_, H) and got.dtype == dtype
         assert got.tobytes() == ref.tobytes()
         for other in (x, layer.param_set.data, y, *(s0 if mode == "LSTM" else (s0,))):
             assert not np.shares_memory(got, other)
@@ -968,17 +969,18 @@ def test_layer_fast_path_gives_the_general_paths_bits(monkeypatch, mode, dtype, 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("variant", ["float32", "fortran", "strided", "list-state", "fortran state", "no state",
-                                     "batch_first", "two layers", "lengths"])
+                                     "batch_first", "bidirectional", "lengths"])
 def test_layer_fast_path_falls_back_to_the_general_path(monkeypatch, mode, variant):
     """Whatever the fast path cannot take as it is goes through validation and conversion, with the clean
     arrays' result (bitwise) where the call means the same thing."""
     rng = np.random.default_rng(11)
     x = rng.standard_normal((T, B, I))
     hs = [rng.standard_normal((1, B, H)) for _ in range(2 if mode == "LSTM" else 1)]
-    kw = {"batch_first": True} if variant == "batch_first" else {"num_layers": 2} if variant == "two layers" else {}
+    kw = {"batch_first": True} if variant == "batch_first" else {"bidirectional": True} if variant == "bidirectional" \
+        else {}
     layer = make(mode, **kw)
     ref = None
-    if variant not in ("batch_first", "two layers", "no state"):
+    if variant not in ("batch_first", "bidirectional", "no state"):
         ref = layer(x, tuple(hs) if mode == "LSTM" else hs[0])
     xs, args = x, {}
     if variant == "float32":
@@ -1005,14 +1007,15 @@ def test_layer_fast_path_falls_back_to_the_general_path(monkeypatch, mode, varia
             np.asfortranarray(hs[0])
     elif variant == "no state":
         state = None
-    elif variant == "two layers":
+    elif variant == "bidirectional":
         state = tuple(np.concatenate([h, h]) for h in hs) if mode == "LSTM" else np.concatenate([hs[0], hs[0]])
     else:
         state = tuple(hs) if mode == "LSTM" else hs[0]
     taken = _counting_run(monkeypatch, mode)
     y, s_n = layer(xs, state, **args)
     assert True not in taken   # served by the general path
-    assert y.shape == ((B, T, H) if variant == "batch_first" else (T, B, H))
+    assert y.shape == ((B, T, H) if variant == "batch_first" else (T, B, 2 * H) if variant == "bidirectional"
+                       else (T, B, H))
     if variant == "float32":
         # x converted once to the layer's float64: the clean result of the rounded x
         ref = layer(x.astype(np.float32).astype(np.float64), tuple(hs) if mode == "LSTM" else hs[0])
@@ -1020,6 +1023,20 @@ def test_layer_fast_path_falls_back_to_the_general_path(monkeypatch, mode, varia
         assert y.tobytes() == ref[0].tobytes()
         for got, want in zip(s_n if mode == "LSTM" else (s_n,), ref[1] if mode == "LSTM" else (ref[1],)):
             assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("depth", [1, 3])
+def test_stacked_fast_path_runs_no_layer_for_a_state_of_the_wrong_depth(monkeypatch, mode, depth):
+    """A 2-layer call with a state of another depth is refused by the general path's check, unchanged, and
+    no layer's kernel ran before it."""
+    layer = make(mode, num_layers=2)
+    x = np.random.default_rng(6).standard_normal((T, B, I))
+    s0 = state(mode, (depth, B, H))
+    taken = _counting_run(monkeypatch, mode)
+    with pytest.raises(ValueError, match=rf"h0 must have shape \(L\*D, B, H_out\)=\(2, {B}, {H}\); got \({depth}, "):
+        layer(x, s0)
+    assert taken == []
 
 
 @pytest.mark.parametrize("mode", MODES)

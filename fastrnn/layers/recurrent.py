@@ -8,7 +8,8 @@ columns of the layer output in place, and the next layer reads that output as it
 keeps, per (layer, direction), exactly what the kernel's backward needs (see _kernels/*.pyx); with one
 direction and no padding the layer output is a read-only view of the state history it keeps anyway.
 Inference of one layer and one direction on arrays that need no conversion goes straight to the
-kernel's compiled ``run`` (as the cells' steps go to ``step``), skipping this module's Python.
+kernel's compiled ``run`` (as the cells' steps go to ``step``), skipping this module's Python; so does
+inference of stacked layers in one direction, a ``run`` per layer.
 """
 from __future__ import annotations
 
@@ -123,10 +124,10 @@ class _Recurrent(Layer):
         self._row_elements = G + self.num_directions * self.h_out + max(self.input_size,
                                                                          self.num_directions * self.h_out)
         self._rng = np.random.default_rng(seed)
-        # the compiled fast path of inference (_fast_call) serves one layer, one direction, with biases and
+        # the compiled fast path of inference (_fast_call) serves layers of one direction, with biases and
         # without projection (batch_first, an attribute a caller may set later, is asked at each call): the
         # configuration of a batch-1 service
-        self._fast = self.num_layers == 1 and not self.bidirectional and self.bias and not self.proj_size
+        self._fast = not self.bidirectional and self.bias and not self.proj_size
         self.reset_parameters()
 
     # ---- parameters ---------------------------------------------------------------------------
@@ -249,7 +250,7 @@ class _Recurrent(Layer):
         if (self._fast and h0 is not None and lengths is None and not self.batch_first and type(x) is np.ndarray
                 and x.ndim == 3):
             self._check_sizes(x.shape[0], x.shape[1])
-            out = self._fast_call(x, h0, self._kernel_weights(self.params)[0])
+            out = self._fast_call(x, h0, self._kernel_weights(self.params))
             if out is not None:
                 return out
         X, batched, lens, h0, c0 = self._prepare(x, h0, lengths, training=False)
@@ -356,12 +357,32 @@ class _Recurrent(Layer):
         return y, state_n, backprop
 
     def _fast_call(self, x, state0, weights):
-        """``(y, state_n)`` from the kernel's compiled one-layer path (its ``run``; ``weights`` = (W_ih, W_hh,
-        b_ih, b_hh, W_hr) of the one layer) when x and the state are already the C-contiguous arrays of this
-        layer's dtype and shapes that it reads, else None (``__call__`` then validates and converts them).
-        The same numbers as the general path (the same kernel), without its Python: measured, batch-1 T=50
-        inference, 1 thread, 8 alternations against the general path: LSTM 85.8 -> 71.5 us at H=64, RNN
-        28.4 -> 18.2 us at H=64, GRU 62.5 -> 53.2 us (on a slow machine state; bench/README.md)."""
+        """``(y, state_n)`` from the kernels' compiled path (their ``run``, one call per layer, each layer's
+        output the next one's input; ``weights`` as ``_kernel_weights`` gives them) when x and the state are
+        already the C-contiguous arrays of this layer's dtype and shapes that ``run`` reads (x (T, B, I), each
+        state array (L, B, H)), else None (``__call__`` then validates and converts them). The same numbers
+        as the general path (the same kernels), without its Python: measured, batch-1 T=50 inference, 1
+        thread, 8 alternations against the general path: LSTM 85.8 -> 71.5 us at H=64, RNN 28.4 -> 18.2 us at
+        H=64, GRU 62.5 -> 53.2 us (on a slow machine state; bench/README.md)."""
+        states = state0 if self.mode == "LSTM" else (state0,)
+        if self.mode == "LSTM" and (type(state0) is not tuple or len(state0) != 2):
+            return None
+        L = self.num_layers
+        for s in states:   # the depth up front: no layer runs for a call that then falls back
+            if type(s) is not np.ndarray or s.ndim != 3 or s.shape[0] != L:
+                return None
+        finals = []
+        for k in range(L):
+            out = self._run(x, [s[k:k + 1] for s in states] if L > 1 else states, weights[k])
+            if out is None:
+                return None   # layer 0 only: the layers after it read the fresh output of the one before
+            x = out[0]
+            finals.append(out[1:])
+        ends = finals[0] if L == 1 else [np.concatenate(parts) for parts in zip(*finals)]
+        return x, (tuple(ends) if self.mode == "LSTM" else ends[0])
+
+    def _run(self, x, states, weights):
+        """One layer through its kernel's ``run``: ``(y, h_n)`` (``(y, h_n, c_n)`` for LSTM) or None."""
         raise NotImplementedError
 
     def _parse_dy(self, dy, T, B, batched):
@@ -411,9 +432,9 @@ class RNN(_Recurrent):
     def _extra_config(self):
         return {"nonlinearity": self.nonlinearity}
 
-    def _fast_call(self, x, state0, weights):
+    def _run(self, x, states, weights):
         W_ih, W_hh, b_ih, b_hh, _ = weights
-        return _rnn.run(x, state0, W_ih, W_hh, b_ih, b_hh, self.nonlinearity == "relu")
+        return _rnn.run(x, states[0], W_ih, W_hh, b_ih, b_hh, self.nonlinearity == "relu")
 
 
 class LSTM(_Recurrent):
@@ -429,12 +450,9 @@ class LSTM(_Recurrent):
     def _extra_config(self):
         return {"proj_size": self.proj_size}
 
-    def _fast_call(self, x, state0, weights):
-        if type(state0) is not tuple or len(state0) != 2:
-            return None
+    def _run(self, x, states, weights):
         W_ih, W_hh, b_ih, b_hh, _ = weights
-        out = _lstm.run(x, state0[0], state0[1], W_ih, W_hh, b_ih, b_hh)
-        return None if out is None else (out[0], (out[1], out[2]))
+        return _lstm.run(x, states[0], states[1], W_ih, W_hh, b_ih, b_hh)
 
 
 class GRU(_Recurrent):
@@ -451,6 +469,6 @@ class GRU(_Recurrent):
     def _extra_config(self):
         return {"reset_after": self.reset_after}
 
-    def _fast_call(self, x, state0, weights):
+    def _run(self, x, states, weights):
         W_ih, W_hh, b_ih, b_hh, _ = weights
-        return _gru.run(x, state0, W_ih, W_hh, b_ih, b_hh, self.reset_after)
+        return _gru.run(x, states[0], W_ih, W_hh, b_ih, b_hh, self.reset_after)
