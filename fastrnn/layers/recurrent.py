@@ -7,9 +7,8 @@ One kernel call runs one (layer, direction) over the whole sequence; each direct
 columns of the layer output in place, and the next layer reads that output as its input. Training
 keeps, per (layer, direction), exactly what the kernel's backward needs (see _kernels/*.pyx); with one
 direction and no padding the layer output is a read-only view of the state history it keeps anyway.
-Inference of one layer and one direction on arrays that need no conversion goes straight to the
-kernel's compiled ``run`` (as the cells' steps go to ``step``), skipping this module's Python; so does
-inference of stacked layers in one direction, a ``run`` per layer.
+Inference of one-direction layers on arrays that need no conversion goes straight to the kernels'
+compiled ``run``, one call per layer (as the cells' steps go to ``step``), skipping this module's Python.
 """
 from __future__ import annotations
 
