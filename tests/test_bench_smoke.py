@@ -610,3 +610,22 @@ def test_the_parent_process_imports_no_contender_library():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_fast_path_bench_toggles_the_path_it_times(monkeypatch):
+    """bench/fast_path.py switches a layer between its compiled and general paths through ``_fast``: with it
+    off the kernel's ``run`` is not called, with it on it is (once per layer), and the script leaves it on."""
+    from bench import fast_path
+    from fastrnn._kernels import lstm as kernel
+
+    run, layer = fast_path.stacked_step(8, 2, 3)
+    real, calls = kernel.run, []
+    monkeypatch.setattr(kernel, "run", lambda *a: calls.append(1) or real(*a))
+    layer._fast = False
+    run()
+    assert calls == []
+    layer._fast = True
+    run()
+    assert len(calls) == 2 * 3
+    fast, general, ratio = fast_path.paired(run, layer, 2)
+    assert fast > 0 and general > 0 and ratio > 0 and layer._fast is True
