@@ -25,6 +25,41 @@ static inline __attribute__((always_inline)) FR_T FR_NAME(gemv_fold)(FR_NAME(gve
     return s;
 }
 
+#if FR_GEMV_SHUFFLE
+/* s[r] = the sum of the lanes of v[r], r < 4, for four rows' accumulators at once: halves of pairs of
+ * vectors added (a, b -> [a's low + high half, b's]), then quarters of the two results ([a, b, c, d], a
+ * quarter each), then within each quarter: about 5 operations a row, where folding each row alone
+ * (gemv_fold) takes about 11, its last adds scalar and in sequence. Those folds had made the product
+ * slower than reading W at H = 64-256 (gemv.h). */
+static inline __attribute__((always_inline)) void FR_NAME(gemv_fold4)(const FR_NAME(gvec) v[4], FR_T s[4])
+{
+    typedef FR_NAME(gvec) V;
+    V ab, cd, q;
+#if FR_GEMV_VL == 16
+    ab = __builtin_shufflevector(v[0], v[1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+         __builtin_shufflevector(v[0], v[1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    cd = __builtin_shufflevector(v[2], v[3], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+         __builtin_shufflevector(v[2], v[3], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    q = __builtin_shufflevector(ab, cd, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+        __builtin_shufflevector(ab, cd, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    q += __builtin_shufflevector(q, q, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    q += __builtin_shufflevector(q, q, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#else
+    ab = __builtin_shufflevector(v[0], v[1], 0, 1, 2, 3, 8, 9, 10, 11) +
+         __builtin_shufflevector(v[0], v[1], 4, 5, 6, 7, 12, 13, 14, 15);
+    cd = __builtin_shufflevector(v[2], v[3], 0, 1, 2, 3, 8, 9, 10, 11) +
+         __builtin_shufflevector(v[2], v[3], 4, 5, 6, 7, 12, 13, 14, 15);
+    q = __builtin_shufflevector(ab, cd, 0, 1, 4, 5, 8, 9, 12, 13) +
+        __builtin_shufflevector(ab, cd, 2, 3, 6, 7, 10, 11, 14, 15);
+    q += __builtin_shufflevector(q, q, 1, 0, 3, 2, 5, 4, 7, 6);
+#endif
+    s[0] = q[0];
+    s[1] = q[FR_GEMV_VL / 4];
+    s[2] = q[FR_GEMV_VL / 2];
+    s[3] = q[3 * FR_GEMV_VL / 4];
+}
+#endif
+
 /* y[n] += alpha * sum_{k0 <= k < K} W[n, k] x[k] for every n < N: the last K - k0 < 2 VL columns of each
  * row, after gemv_dot's vector loop. A function of its own: inlined into that loop, it made gcc keep the
  * loop's accumulators in memory (the loop ran 25-40% slower). */
@@ -48,8 +83,9 @@ __attribute__((noinline)) static void FR_NAME(gemv_tail)(int N, int k0, int K, F
  * are taken last first (the same sums, in the same order, for every n; see gemm_step in packed.pxd).
  * Rows go four at a time: each row streams into two vector accumulators while one load of x serves all
  * four rows, and the four streams keep enough loads in flight to run at the read bandwidth of L2 (one row
- * at a time ran 20-25% below it in a C microbenchmark). The last N % 4 rows go one at a time, and the
- * columns past the last whole pair of vectors (K % 2 VL) in gemv_tail. */
+ * at a time ran 20-25% below it in a C microbenchmark); the four rows' sums are folded together
+ * (gemv_fold4). The last N % 4 rows go one at a time, and the columns past the last whole pair of vectors
+ * (K % 2 VL) in gemv_tail. */
 FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_T *W, int ldw, const FR_T *x,
                                              FR_T beta, FR_T *y, int desc)
 {
@@ -58,7 +94,7 @@ FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_
     const int kv = K - K % (2 * VL);    /* the columns whole pairs of vectors cover */
     const FR_T *w;
     V acc0[R], acc1[R], x0, x1;
-    FR_T s;
+    FR_T s, sums[R];
     const int nb = N / R;               /* whole blocks of R rows */
     int n, k, r, i;
     for (i = 0; i < nb; i++) {
@@ -77,10 +113,18 @@ FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_
                 acc1[r] += x1 * *(const V *)(w + (ptrdiff_t)r * ldw + k + VL);
             }
         }
+#if FR_GEMV_SHUFFLE
+        for (r = 0; r < R; r++)
+            acc0[r] += acc1[r];
+        FR_NAME(gemv_fold4)(acc0, sums);
+        for (r = 0; r < R; r++)
+            y[n + r] = beta == (FR_T)0 ? alpha * sums[r] : alpha * sums[r] + beta * y[n + r];
+#else
         for (r = 0; r < R; r++) {
             s = FR_NAME(gemv_fold)(acc0[r] + acc1[r]);
             y[n + r] = beta == (FR_T)0 ? alpha * s : alpha * s + beta * y[n + r];
         }
+#endif
     }
     for (n = nb * R; n < N; n++) {
         w = W + (ptrdiff_t)n * ldw;

@@ -145,7 +145,9 @@ cdef inline int row_parts(int T, int B) noexcept nogil:
 # which blas.gemm sends it to) reads W in place as fast as the packed GEMM reads the packed copy, and
 # spares the packing. Measured, batch-1 T=50 inference, 1 thread, alternated with the packed steps
 # (five times; RNN three): LSTM 1.03x at H = 128, 1.07x at 256, GRU 1.15x at H = 256, RNN 1.04x at
-# H = 128-256; at H = 64 0.97-0.98x (LSTM, GRU), hence K >= 128.
+# H = 128-256; at H = 64 0.97-0.98x (LSTM, GRU), hence K >= 128. Again with the one-row kernel's four-row
+# fold (2026-12-02, four alternations): 0.75-0.91x the packed steps for LSTM at H = 32-96, GRU 0.79-1.00x,
+# RNN 0.85-0.94x.
 cdef inline floating* pack_for_steps(int T, int B, bint trans, int K, int N, const floating* W,
                                      int ldw) noexcept nogil:
     if not packed_steps(T, B, K, N, sizeof(floating)) or B == 1 and trans and K >= 128:
