@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__x86_64__) && ((defined(__GNUC__) && __GNUC__ >= 11) || defined(__clang__))
+#if !defined(FR_SINGLE_TARGET) && defined(__x86_64__) && ((defined(__GNUC__) && __GNUC__ >= 11) || defined(__clang__))
 #define FR_GEMV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define FR_GEMV_CLONES

@@ -94,7 +94,10 @@ FR_GEMV_CLONES static void FR_NAME(gemv_dot)(int N, int K, FR_T alpha, const FR_
     const int kv = K - K % (2 * VL);    /* the columns whole pairs of vectors cover */
     const FR_T *w;
     V acc0[R], acc1[R], x0, x1;
-    FR_T s, sums[R];
+    FR_T s;
+#if FR_GEMV_SHUFFLE
+    FR_T sums[R];
+#endif
     const int nb = N / R;               /* whole blocks of R rows */
     int n, k, r, i;
     for (i = 0; i < nb; i++) {

@@ -35,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && ((defined(__GNUC__) && __GNUC__ >= 11) || defined(__clang__))
+#if !defined(FR_SINGLE_TARGET) && defined(__x86_64__) && ((defined(__GNUC__) && __GNUC__ >= 11) || defined(__clang__))
 #define FR_PACKED_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define FR_PACKED_X86 1
 #else
@@ -60,7 +60,8 @@
 #define FR_PACKED_SHUFFLE 0
 #endif
 
-/* Rows per micro-tile for this processor: 8 (AVX-512), 3 (AVX2), 1. */
+/* Rows per micro-tile for this processor: 8 (AVX-512), 3 (AVX2), 1; without clones, for the compiler's
+ * target. */
 static inline int fr_packed_mr(void)
 {
 #if FR_PACKED_X86
@@ -68,6 +69,10 @@ static inline int fr_packed_mr(void)
     if (__builtin_cpu_supports("avx512f"))
         return 8;
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 3 : 1;
+#elif defined(__AVX512F__)
+    return 8;
+#elif defined(__AVX2__) && defined(__FMA__)
+    return 3;
 #else
     return 1;
 #endif
