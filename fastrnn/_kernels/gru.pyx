@@ -29,7 +29,7 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_block, empty_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
-from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_step, pack_for_steps, row_parts
+from .packed cimport fr_packed_alloc, fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_step, pack_for_steps, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -436,7 +436,7 @@ cdef int _run(floating kind, int T, int B, int I, int H, x, h0, W_ih, W_hh, b_ih
     cdef floating* y_ = <floating*>data_ptr(y, <Py_ssize_t>T * BH, tn, "y")
     cdef floating* out_h = <floating*>opt_ptr(h_n, BH, tn, "h_n")
     # scratch: G (T, B, 3H), Hs with 2 slots of (B, H), A (B, H), Gh (B, 3H)
-    cdef floating* scratch = <floating*>malloc((3 * T + 6) * BH * sizeof(floating))
+    cdef floating* scratch = <floating*>fr_packed_alloc((3 * T + 6) * BH * sizeof(floating))
     cdef floating* g = scratch
     cdef floating* hs = g + 3 * T * BH
     if scratch == NULL:

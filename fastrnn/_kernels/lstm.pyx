@@ -26,7 +26,7 @@ from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_block, empty_rows, is_block, is_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport lstm_bwd, lstm_fwd
-from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport fr_packed_alloc, fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -76,7 +76,7 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
     cdef _Call c
     if Wp_x == NULL:
         if ng != T:
-            G_all = <floating*>malloc(<size_t>T * B * H4 * sizeof(floating))
+            G_all = <floating*>fr_packed_alloc(<size_t>T * B * H4 * sizeof(floating))
             if G_all == NULL:
                 return -1
             G, ng = G_all, T

@@ -27,7 +27,7 @@ from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_block, empty_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport rnn_bwd, rnn_fwd
-from .packed cimport fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport fr_packed_alloc, fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
 from .steps cimport active, add_col_sums_with, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -71,7 +71,7 @@ cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
     cdef _Call c
     if Wp_x == NULL:
         if ng != T:
-            G_all = <floating*>malloc(<size_t>T * B * H * sizeof(floating))
+            G_all = <floating*>fr_packed_alloc(<size_t>T * B * H * sizeof(floating))
             if G_all == NULL:
                 return -1
             G, ng = G_all, T
