@@ -32,6 +32,7 @@
 #define FASTRNN_PACKED_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
@@ -85,13 +86,15 @@ static inline int fr_packed_mr(void)
  * weights at H >= 512, the gate buffers of long batched calls) the block is aligned to 2 MiB and, where
  * the system has transparent huge pages on request (Linux's "madvise" mode), asked to be backed by them,
  * as numpy does for its arrays: a fresh 4 KiB-page block faults once per page on first touch (~10^4
- * faults for a 40 MiB buffer, every call), and streaming 16 MiB of packed W_hh each step through 4 KiB
- * pages outruns the TLB. */
+ * faults for a 40 MiB buffer, every call), and 16 MiB of packed W_hh streamed at every step spans 4096
+ * such pages, more than the data TLB holds. */
 static inline void *fr_packed_alloc(size_t n_bytes)
 {
     const size_t huge = (size_t)2 << 20;
     void *p = NULL;
     if (n_bytes >= 2 * huge) {
+        if (n_bytes > SIZE_MAX - huge)
+            return NULL;                        /* no such block; and the rounding below would wrap */
         n_bytes = (n_bytes + huge - 1) / huge * huge;
         if (posix_memalign(&p, huge, n_bytes) != 0)
             return NULL;

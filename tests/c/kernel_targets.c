@@ -1,10 +1,13 @@
 /* The one-row kernel (gemv.h) and the packed GEMM (packed.h) compiled for one target (-march, with
  * FR_SINGLE_TARGET), checked against sums in double: tests/test_kernel_targets.py builds and runs it once
  * per x86-64 level, so the AVX2 and baseline versions are checked on a processor whose loader would pick
- * the AVX-512 ones. Prints the number of wrong elements and the number checked; exit status 1 if any. */
+ * the AVX-512 ones; and the packed kernels' allocator. Prints the number of wrong elements and the number
+ * checked; exit status 1 if any. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gemv.h"
 #include "packed.h"
@@ -78,6 +81,29 @@ static void check_packed(int M, int N, int K)
     free(A), free(W), free(C), free(At), free(B), free(C2), free(Wp);
 }
 
+/* fr_packed_alloc: small blocks 64-byte aligned, blocks from 4 MiB on 2 MiB aligned and whole (written to
+ * the last byte), and sizes it cannot round up refused with NULL */
+static void check_alloc(void)
+{
+    static const size_t sizes[] = {1, 100, (size_t)4 << 20, ((size_t)5 << 20) + 3};
+    size_t i, align;
+    char *p;
+    for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        p = fr_packed_alloc(sizes[i]);
+        align = sizes[i] >= ((size_t)4 << 20) ? (size_t)2 << 20 : 64;
+        checked++;
+        if (p == NULL || (uintptr_t)p % align != 0)
+            bad++;
+        if (p != NULL) {
+            memset(p, 1, sizes[i]);
+            free(p);
+        }
+    }
+    checked++;
+    if (fr_packed_alloc(SIZE_MAX - 5) != NULL)
+        bad++;
+}
+
 int main(void)
 {
     static const int rows[] = {1, 3, 4, 5, 7, 8, 9, 64, 67};
@@ -91,6 +117,7 @@ int main(void)
         for (b = 0; b < 13; b += 2)
             for (c = 0; c < 13; c += 3)
                 check_packed(rows[a], cols[b], cols[c]);
+    check_alloc();
     printf("%ld %ld\n", bad, checked);
     return bad != 0;
 }
