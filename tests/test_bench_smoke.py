@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import json
 import time
 import sys
@@ -612,13 +613,15 @@ def test_the_parent_process_imports_no_contender_library():
     assert out.stdout.strip() == "[]"
 
 
-def test_fast_path_bench_toggles_the_path_it_times(monkeypatch):
+@pytest.mark.parametrize("case, mode, runs", [("stacked", "lstm", 2 * 3), ("batched", "gru", 1)])
+def test_fast_path_bench_toggles_the_path_it_times(monkeypatch, case, mode, runs):
     """bench/fast_path.py switches a layer between its compiled and general paths through ``_fast``: with it
-    off the kernel's ``run`` is not called, with it on it is (once per layer), and the script leaves it on."""
+    off the kernel's ``run`` is not called, with it on it is (once per layer and call), and the script
+    leaves it on; for the stacked LSTM steps and for the batched GRU call."""
     from bench import fast_path
-    from fastrnn._kernels import lstm as kernel
 
-    run, layer = fast_path.stacked_step(8, 2, 3)
+    kernel = importlib.import_module(f"fastrnn._kernels.{mode}")
+    run, layer = fast_path.stacked_step(8, 2, 3) if case == "stacked" else fast_path.batched_gru(2, 3, 8)
     real, calls = kernel.run, []
     monkeypatch.setattr(kernel, "run", lambda *a: calls.append(1) or real(*a))
     layer._fast = False
@@ -626,6 +629,6 @@ def test_fast_path_bench_toggles_the_path_it_times(monkeypatch):
     assert calls == []
     layer._fast = True
     run()
-    assert len(calls) == 2 * 3
+    assert len(calls) == runs
     fast, general, ratio = fast_path.paired(run, layer, 2)
     assert fast > 0 and general > 0 and ratio > 0 and layer._fast is True
