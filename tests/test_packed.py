@@ -153,16 +153,19 @@ def test_blas_thread_count_is_read_live():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans", [True, False])
+@pytest.mark.parametrize("gates", [4, 1])
 @pytest.mark.parametrize("M,H,packed_expected", [(50, 64, None), (50, 128, None), (100, 128, None), (8, 128, None),
-                                                 (7, 128, False), (16, 600, False), (400, 200, None),
-                                                 (3000, 200, False)])
-def test_products_once_per_call(dtype, trans, M, H, packed_expected):
+                                                 (7, 128, (False, False)), (16, 600, (False, False)),
+                                                 (400, 200, None), (3000, 200, (False, True))])
+def test_products_once_per_call(dtype, trans, gates, M, H, packed_expected):
     """gemm_once, the door of the input product (forward, op(W) = W_ih^T) and of dX = dG @ W_ih (backward):
     at one BLAS thread it takes the packed GEMM for small products (M >= 8, packed W <= 4 MiB; forward
-    A <= 128 KiB; backward A <= 2 MiB and only past OpenBLAS's small-matrix sizes, M N K > 2^20), else BLAS;
-    with two BLAS threads only those of at most 2^22 multiply-adds; both give the product."""
+    A <= 128 KiB; backward only past OpenBLAS's small-matrix sizes, M N K > 2^20, and A <= 2 MiB unless A is a
+    gated layer's dG, K >= 3 N), else BLAS; with two BLAS threads only those of at most 2^22 multiply-adds;
+    both give the product. packed_expected: (forward, backward) at 4 gates; at one gate (RNN) a 3000-row
+    backward A is past 2 MiB and goes to BLAS."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    N, K = (4 * H, H) if trans else (H, 4 * H)
+    N, K = (gates * H, H) if trans else (H, gates * H)
     A, W, C = _operands(dtype, trans, M, N, K)
     expected = A.astype(np.float64) @ (W.T if trans else W).astype(np.float64) + 0.5 * C.astype(np.float64)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
@@ -170,10 +173,12 @@ def test_products_once_per_call(dtype, trans, M, H, packed_expected):
     itemsize = np.dtype(dtype).itemsize
     a_bytes = M * K * itemsize
     rule = (M >= 8 and K * N * itemsize <= 4 << 20
-            and (a_bytes <= 128 << 10 if trans else a_bytes <= 2 << 20 and M * N * K > 1 << 20))
+            and (a_bytes <= 128 << 10 if trans else (a_bytes <= 2 << 20 or K >= 3 * N) and M * N * K > 1 << 20))
     assert took_packed == rule
-    if packed_expected is not None:
-        assert took_packed == packed_expected
+    if packed_expected is not None and gates == 4:
+        assert took_packed == packed_expected[0 if trans else 1]
+    if M == 3000 and gates == 1:
+        assert not took_packed
     np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
     from fastrnn._kernels.blas import _blas_threads
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):

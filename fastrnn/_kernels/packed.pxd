@@ -204,22 +204,24 @@ cdef enum:
 # W is at most 4 MiB, and
 # - forward (op(W) = W^T, N = gates*H): A is small enough to be re-read from L2 for every panel of W
 #   (<= 128 KiB);
-# - backward (op(W) = W, N = I): A up to 2 MiB, once past OpenBLAS's small-matrix sizes (M N K > 2^20),
-#   where OpenBLAS's own kernels win;
+# - backward (op(W) = W, N = I): once past OpenBLAS's small-matrix sizes (M N K > 2^20), where OpenBLAS's
+#   own kernels win; A up to 2 MiB, or of any size for a gated layer's dG (K >= 3 N: GRU, LSTM);
 # and BLAS runs one thread, or the product is small (SMALL_MACS).
 # Measured with bench/small_gemm.py (pack + packed product against BLAS gemm, 1 thread, I = H = 64-512)
 # on OpenBLAS 0.3 (SkylakeX kernels), AVX-512:
 # - forward: 1.3-1.9x at M = 8-32, 1.2-1.5x at M = 50, 1.03-1.14x at M = 100-400 (float32), 1.04-1.23x
 #   (float64); with bigger A 0.85-1.02x, with a packed W of 8 MiB (float64, H = 512) 0.85x;
 # - backward: 1.1-1.9x (LSTM's dG, 4H wide) and 1.02-1.8x (RNN's, H wide) up to A = 2 MiB; with A = 3.2-6.4
-#   MiB 1.07-1.14x for LSTM's but 0.95x for RNN's; 0.55-0.9x at M N K <= 2^20.
+#   MiB 1.07-1.14x for LSTM's but 0.95x for RNN's; 0.55-0.9x at M N K <= 2^20. On the Zen 5 class VM of
+#   2026-12-02 (float32, M = 3200-6400, H = 128-512, A = 1-50 MiB): LSTM's 1.06-1.19x, GRU's 0.99-1.10x,
+#   RNN's 0.95-1.05x (0.95x at H = 512).
 cdef inline bint packed_product(bint trans, int M, int N, int K, size_t itemsize) noexcept nogil:
     cdef size_t a_bytes = <size_t>M * K * itemsize
     if M < 8 or <size_t>K * N * itemsize > (<size_t>4) << 20:
         return False
     if trans and a_bytes > (<size_t>128) << 10:
         return False
-    if not trans and (a_bytes > (<size_t>2) << 20 or <size_t>M * N * K <= (<size_t>1) << 20):
+    if not trans and ((a_bytes > (<size_t>2) << 20 and K < 3 * N) or <size_t>M * N * K <= (<size_t>1) << 20):
         return False
     return blas_threads() == 1 or <size_t>M * N * K <= SMALL_MACS
 
