@@ -74,6 +74,29 @@ def test_transposed_a_matches_numpy(dtype, M, N, K, beta):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,lda,N", [(1024, 1024, 520), (1021, 1024, 520), (1021, 1024, 130), (1000, 1000, 600)])
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_transposed_a_with_tiles_copied(dtype, M, lda, N, beta):
+    """gemm_packed_at copies A's block tile by tile when A's rows are a multiple of 4 KiB apart and there are
+    at least 16 panels (lda = 1024: float32 4 KiB, float64 8 KiB; N = 520: 17 panels of 32 floats, 33 of 16
+    doubles), a last tile of fewer rows (M = 1021) and two K chunks; and gives the same product where it
+    does not copy (N = 130, or lda = 1000)."""
+    K = 300
+    rng = np.random.default_rng(M + lda + N)
+    A, B = rng.standard_normal((K, lda)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    C = rng.standard_normal((M, N)).astype(dtype)
+    expected = A[:, :M].astype(np.float64).T @ B.astype(np.float64) + beta * C.astype(np.float64)
+    packed._gemm_packed_at_test(A, B, C, beta)
+    np.testing.assert_allclose(C, expected, rtol=TOL[dtype], atol=TOL[dtype] * np.sqrt(K))
+
+
+def test_transposed_a_hook_refuses_a_narrower_than_c():
+    A, B, C = np.zeros((5, 3), np.float32), np.zeros((5, 4), np.float32), np.zeros((6, 4), np.float32)
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        packed._gemm_packed_at_test(A, B, C, 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_transposed_a_beta_zero_ignores_garbage_in_c(dtype):
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((300, 20)).astype(dtype), rng.standard_normal((300, 40)).astype(dtype)

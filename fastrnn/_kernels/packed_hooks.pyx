@@ -26,12 +26,13 @@ def _gemm_packed_test(bint trans, floating[:, ::1] A, floating[:, ::1] W, floati
 
 
 def _gemm_packed_at_test(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C, floating beta):
-    """C = A.T @ B + beta * C through gemm_packed_at, B read in place (test hook)."""
+    """C = A[:, :M].T @ B + beta * C through gemm_packed_at, M = C's rows, A's rows A.shape[1] >= M apart
+    (its leading dimension) (test hook)."""
     cdef int M = C.shape[0], N = C.shape[1], K = A.shape[0]
-    if A.shape[1] != M or B.shape[0] != K or B.shape[1] != N:
+    if A.shape[1] < M or B.shape[0] != K or B.shape[1] != N:
         raise ValueError("shapes do not agree")
-    # C = A^T @ B + beta * C
-    if gemm_packed_at(M, N, K, &A[0, 0], M, &B[0, 0], N, beta, &C[0, 0], N) != 0:
+    # C = A[:, :M]^T @ B + beta * C
+    if gemm_packed_at(M, N, K, &A[0, 0], A.shape[1], &B[0, 0], N, beta, &C[0, 0], N) != 0:
         raise MemoryError("cannot allocate the kernel's scratch")
 
 

@@ -317,6 +317,32 @@ FR_PACKED_CLONES static void FR_NAME(gemm_packed)(int M, int N, int K1, const FR
     }
 }
 
+/* Ap = A's block for one K chunk as row tiles of A^T: rows [m0, m1) of A^T (columns of A), kc values each
+ * from A's rows k0 .. k0 + kc (A at the chunk's first row), tile by tile: the tile of rows i0 .. i0 + m
+ * (m = MR but for the last) at Ap + (i0 - m0) kc, its value (i, k) at k m + i. */
+static inline void FR_NAME(copy_at_tiles)(int m0, int m1, int MR, int kc, const FR_T *A, int lda, FR_T *Ap)
+{
+    const FR_T *src;
+    int i0, m, k, i;
+    for (i0 = m0; i0 < m1; i0 += MR) {
+        m = m1 - i0 < MR ? m1 - i0 : MR;
+        src = A + i0;
+        if (m == FR_PACKED_MR_MAX)
+            for (k = 0; k < kc; k++) {
+                memcpy(Ap, src, FR_PACKED_MR_MAX * sizeof(FR_T));   /* a constant size: inlined */
+                Ap += FR_PACKED_MR_MAX;
+                src += lda;
+            }
+        else
+            for (k = 0; k < kc; k++) {
+                for (i = 0; i < m; i++)
+                    Ap[i] = src[i];
+                Ap += m;
+                src += lda;
+            }
+    }
+}
+
 /* C[M, N] = A^T @ B + beta * C for A stored (K, M) and B stored (K, N) (leading dimensions lda, ldb): the
  * weight gradients dW += dG^T @ X, summed over the T*B rows of a call (K). The K rows are taken in chunks
  * of FR_PACKED_KC_AT; each chunk of B (kc x N) is packed into panels (pack_b: kc rows of NR contiguous
@@ -325,16 +351,24 @@ FR_PACKED_CLONES static void FR_NAME(gemm_packed)(int M, int N, int K1, const FR
  * piece's rows sit ldb apart, and with ldb a multiple of 1 KiB they fall into a few sets of L1 and evict
  * each other between row tiles: packed, 1.04-1.18x (M = 256-2048, N = 128-512, K = 800-3200; float32,
  * 1 thread, the Zen 5 class VM of 2026-12-02, C microbenchmark, 31 pairs alternated in one process).
- * A's block is read in place (row tiles start at column i of A's rows, k steps lda apart): copying it
- * tile by tile as well was slower there (0.80-1.05x the in-place kernel). beta = 0 does not read C.
- * Returns -1, C untouched, when the scratch cannot be allocated. */
+ * A row tile of A^T takes kc values lda apart from A's rows. Where lda is a multiple of 4 KiB those fall
+ * into a few sets of L2 as well, so A's block (FR_PACKED_A_BYTES) does not stay in L2 between the panels
+ * that re-read it; then, with at least 16 panels (N >= 16 NR) to pay for the copy, the block is first
+ * copied tile by tile (copy_at_tiles), each tile's values contiguous. Same machine, against packing B
+ * only: 1.14x at M = 2048, N = 1024, lda 16 KiB (LSTM H = 1024's dW at 2 threads, a half each), 1.09x at
+ * M = 1024-2048, N = 512, lda 8 KiB; copying where lda is not a 4 KiB multiple or N is smaller: 0.82-1.00x
+ * (M = 512-1536, N = 128-512). beta = 0 does not read C. Returns -1, C untouched, when the scratch cannot
+ * be allocated. */
 FR_PACKED_CLONES static int FR_NAME(gemm_packed_at)(int M, int N, int K, const FR_T *A, int lda, const FR_T *B,
                                                     int ldb, FR_T *C, int ldc, FR_T beta)
 {
     const int NR = 2 * (FR_PACKED_BYTES / (int)sizeof(FR_T));
     const int MR = fr_packed_mr();
-    FR_T *c, b, *Bp;
-    int k0, kc, n0, nc, m0, mc, i0, j;
+    const int kmax = K < FR_PACKED_KC_AT ? K : FR_PACKED_KC_AT;
+    const int copy_a = (size_t)lda * sizeof(FR_T) % 4096 == 0 && N >= 16 * NR;
+    FR_T *c, b, *Bp, *Ap = NULL;
+    const FR_T *a;
+    int k0, kc, n0, nc, m0, m1, mc, i0, j, lda_t;
     if (M <= 0 || N <= 0)
         return 0;
     if (K <= 0) {
@@ -345,22 +379,42 @@ FR_PACKED_CLONES static int FR_NAME(gemm_packed_at)(int M, int N, int K, const F
         }
         return 0;
     }
-    Bp = (FR_T *)fr_packed_alloc(FR_NAME(packed_size)(K < FR_PACKED_KC_AT ? K : FR_PACKED_KC_AT, N) * sizeof(FR_T));
-    if (Bp == NULL)
+    Bp = (FR_T *)fr_packed_alloc(FR_NAME(packed_size)(kmax, N) * sizeof(FR_T));
+    if (copy_a)
+        Ap = (FR_T *)fr_packed_alloc((size_t)kmax * (FR_NAME(packed_mc)(M, N, kmax, MR) + MR) * sizeof(FR_T));
+    if (Bp == NULL || (copy_a && Ap == NULL)) {
+        free(Bp);
+        free(Ap);
         return -1;
+    }
     for (k0 = 0; k0 < K; k0 += FR_PACKED_KC_AT) {
         kc = K - k0 < FR_PACKED_KC_AT ? K - k0 : FR_PACKED_KC_AT;
         b = k0 == 0 ? beta : (FR_T)1;
         FR_NAME(pack_b)(kc, N, B + (ptrdiff_t)k0 * ldb, ldb, Bp);
         mc = FR_NAME(packed_mc)(M, N, kc, MR);
-        for (m0 = 0; m0 < M; m0 += mc)
+        for (m0 = 0; m0 < M; m0 += mc) {
+            m1 = M - m0 < mc ? M : m0 + mc;
+            if (copy_a)
+                FR_NAME(copy_at_tiles)(m0, m1, MR, kc, A + (ptrdiff_t)k0 * lda, lda, Ap);
             for (n0 = 0; n0 < N; n0 += NR) {
                 nc = N - n0 < NR ? N - n0 : NR;
                 /* A^T[i, k0 + k] = A[k0 + k, i]; panel n0 / NR of the chunk at Bp + n0 kc */
-                FR_NAME(packed_rows)(m0, M - m0 < mc ? M : m0 + mc, MR, kc, A + (ptrdiff_t)k0 * lda, 1, lda, 0, A, 0,
-                                     Bp + (ptrdiff_t)n0 * kc, NR, C + n0, ldc, b, nc);
+                if (!copy_a) {
+                    FR_NAME(packed_rows)(m0, m1, MR, kc, A + (ptrdiff_t)k0 * lda, 1, lda, 0, A, 0,
+                                         Bp + (ptrdiff_t)n0 * kc, NR, C + n0, ldc, b, nc);
+                    continue;
+                }
+                for (i0 = m0; i0 < m1; i0 += MR) {
+                    /* one tile: A^T[i0 + i, k0 + k] at a + k lda_t + i */
+                    lda_t = m1 - i0 < MR ? m1 - i0 : MR;
+                    a = Ap + (ptrdiff_t)(i0 - m0) * kc;
+                    FR_NAME(packed_rows)(0, lda_t, MR, kc, a, 1, lda_t, 0, a, 0, Bp + (ptrdiff_t)n0 * kc, NR,
+                                         C + (ptrdiff_t)i0 * ldc + n0, ldc, b, nc);
+                }
             }
+        }
     }
     free(Bp);
+    free(Ap);
     return 0;
 }

@@ -117,6 +117,7 @@ int main(void)
         for (b = 0; b < 13; b += 2)
             for (c = 0; c < 13; c += 3)
                 check_packed(rows[a], cols[b], cols[c]);
+    check_packed(1024, 520, 300);   /* gemm_packed_at copies A's tiles: lda 4 KiB, 17 panels, two K chunks */
     check_alloc();
     printf("%ld %ld\n", bad, checked);
     return bad != 0;
