@@ -255,7 +255,8 @@ cdef inline void gemm_once(bint trans, int M, int N, int K, const floating* A, i
 # (bench/small_gemm.py, the weight-gradient rows; 1 thread, AVX-512, OpenBLAS 0.3 SkylakeX kernels,
 # M = g H for g = 1, 4 gates, N = H, K = 50-6400): float32 1.12-1.77x with C <= 256 KiB (H <= 128 at 4
 # gates, H <= 256 at one), 0.92-1.11x for C of 1-4 MiB; float64 1.03-1.41x with C <= 256 KiB, 0.75-1.07x
-# above; at K = 50 0.93-1.11x.
+# above; at K = 50 0.93-1.11x. On the Zen 5 class VM of 2026-12-02, with B's chunks packed (packed_impl.h):
+# float32 1.14-1.41x, float64 1.20-1.47x with C <= 256 KiB; 0.94-1.05x for C of 1-16 MiB.
 cdef inline bint packed_at_product(int M, int N, int K, size_t itemsize) noexcept nogil:
     if blas_threads() != 1:
         return <size_t>M * N * K <= SMALL_MACS

@@ -349,14 +349,14 @@ static inline void FR_NAME(copy_at_tiles)(int m0, int m1, int MR, int kc, const 
  * values a panel, the last panel zero-padded) in scratch of at most FR_PACKED_KC_AT x N, reused by every
  * row tile of A^T while it is in cache; chunks after the first add into C. Read in place instead, a panel
  * piece's rows sit ldb apart, and with ldb a multiple of 1 KiB they fall into a few sets of L1 and evict
- * each other between row tiles: packed, 1.04-1.18x (M = 256-2048, N = 128-512, K = 800-3200; float32,
+ * each other between row tiles: packed, 1.04-1.20x (M = 256-2048, N = 128-512, K = 800-6400; float32,
  * 1 thread, the Zen 5 class VM of 2026-12-02, C microbenchmark, 31 pairs alternated in one process).
  * A row tile of A^T takes kc values lda apart from A's rows. Where lda is a multiple of 4 KiB those fall
  * into a few sets of L2 as well, so A's block (FR_PACKED_A_BYTES) does not stay in L2 between the panels
  * that re-read it; then, with at least 16 panels (N >= 16 NR) to pay for the copy, the block is first
  * copied tile by tile (copy_at_tiles), each tile's values contiguous. Same machine, against packing B
  * only: 1.14x at M = 2048, N = 1024, lda 16 KiB (LSTM H = 1024's dW at 2 threads, a half each), 1.09x at
- * M = 1024-2048, N = 512, lda 8 KiB; copying where lda is not a 4 KiB multiple or N is smaller: 0.82-1.00x
+ * M = 1024-2048, N = 512, lda 8 KiB; copying where lda is not a 4 KiB multiple or N is smaller: 0.82-1.03x
  * (M = 512-1536, N = 128-512). beta = 0 does not read C. Returns -1, C untouched, when the scratch cannot
  * be allocated. */
 FR_PACKED_CLONES static int FR_NAME(gemm_packed_at)(int M, int N, int K, const FR_T *A, int lda, const FR_T *B,
