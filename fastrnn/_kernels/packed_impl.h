@@ -154,10 +154,12 @@ static void FR_NAME(pack_b)(int K, int N, const FR_T *W, int ldw, FR_T *Wp)
  * leading dimension).
  * Each accumulator is a chain of dependent fused multiply-adds; with few rows (mr < 3) there are too
  * few chains to keep the FMA units busy, so those tiles split k into U = 2 interleaved partial sums
- * (measured: 1.0-1.35x per step at one row, 1.27x at two; four sums were slower at one row). */
+ * (measured: 1.0-1.35x per step at one row, 1.27x at two; four sums were slower at one row).
+ * pf (a constant after inlining): 0, or the rows of P ahead whose two lines are prefetched into L1 at each
+ * k; packed_rows asks for it where P outgrows L1 (FR_PACKED_PF). */
 static inline __attribute__((always_inline)) void FR_NAME(packed_tile)(
-    const int mr, int k1, const FR_T *restrict A1, int ai1, int ak1, int k2, const FR_T *restrict A2, int lda2,
-    const FR_T *restrict Wp, int ldp, FR_T *restrict C, int ldc, FR_T beta, int nc)
+    const int mr, const int pf, int k1, const FR_T *restrict A1, int ai1, int ak1, int k2, const FR_T *restrict A2,
+    int lda2, const FR_T *restrict Wp, int ldp, FR_T *restrict C, int ldc, FR_T beta, int nc)
 {
     typedef FR_NAME(pvec) V;
     enum { VL = FR_PACKED_BYTES / sizeof(FR_T), UMAX = 2 };
@@ -179,6 +181,10 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_tile)(
         for (k = 0; k + U <= kc; k += U) {
             /* acc[u][i] += A[i, k + u] * P[k + u, :] */
             for (u = 0; u < U; u++) {
+                if (pf) {
+                    __builtin_prefetch(Wp + (ptrdiff_t)pf * ldp, 0, 3);
+                    __builtin_prefetch(Wp + (ptrdiff_t)pf * ldp + VL, 0, 3);
+                }
                 w0 = *(const V *)Wp;
                 w1 = *(const V *)(Wp + VL);
                 Wp += ldp;
@@ -236,11 +242,15 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_tile)(
     }
 }
 
-/* The row tiles of C[m0:m1, n0:n0 + nc] for one panel piece at wp: ai, ak and ldp as in packed_tile. */
+/* The row tiles of C[m0:m1, n0:n0 + nc] for one panel piece at wp: ai, ak and ldp as in packed_tile.
+ * Where the piece (kc + k2 rows of NR values) outgrows L1 its rows stream in from L2 (or L3) once per
+ * tile, and the tiles prefetch FR_PACKED_PF rows ahead; an L1-resident piece is left to the hardware
+ * (the prefetches would only take load slots). */
 static inline __attribute__((always_inline)) void FR_NAME(packed_rows)(
     int m0, int m1, int MR, int kc, const FR_T *A1, int ai1, int ak1, int k2, const FR_T *A2, int lda2,
     const FR_T *wp, int ldp, FR_T *c0, int ldc, FR_T b, int nc)
 {
+    const int far = (size_t)(kc + k2) * FR_PACKED_BYTES * 2 > FR_PACKED_L1_BYTES;
     const FR_T *a1, *a2;
     FR_T *c;
     int i0, m;
@@ -249,16 +259,24 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_rows)(
         a1 = A1 + (ptrdiff_t)i0 * ai1;
         a2 = A2 + (ptrdiff_t)i0 * lda2;
         c = c0 + (ptrdiff_t)i0 * ldc;
-        switch (m) {
-        case 8: FR_NAME(packed_tile)(8, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
-        case 7: FR_NAME(packed_tile)(7, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
-        case 6: FR_NAME(packed_tile)(6, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
-        case 5: FR_NAME(packed_tile)(5, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
-        case 4: FR_NAME(packed_tile)(4, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
-        case 3: FR_NAME(packed_tile)(3, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
-        case 2: FR_NAME(packed_tile)(2, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
-        default: FR_NAME(packed_tile)(1, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc); break;
+#define FR_TILE(mr, pf) FR_NAME(packed_tile)(mr, pf, kc, a1, ai1, ak1, k2, a2, lda2, wp, ldp, c, ldc, b, nc)
+#define FR_TILES(pf)                                                                                          \
+        switch (m) {                                                                                          \
+        case 8: FR_TILE(8, pf); break;                                                                        \
+        case 7: FR_TILE(7, pf); break;                                                                        \
+        case 6: FR_TILE(6, pf); break;                                                                        \
+        case 5: FR_TILE(5, pf); break;                                                                        \
+        case 4: FR_TILE(4, pf); break;                                                                        \
+        case 3: FR_TILE(3, pf); break;                                                                        \
+        case 2: FR_TILE(2, pf); break;                                                                        \
+        default: FR_TILE(1, pf); break;                                                                       \
         }
+        if (far)
+            FR_TILES(FR_PACKED_PF)
+        else
+            FR_TILES(0)
+#undef FR_TILES
+#undef FR_TILE
     }
 }
 
