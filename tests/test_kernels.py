@@ -70,6 +70,28 @@ def test_one_row_rows_last_first_give_the_same_bits(dtype, N, K):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("T,B", [(1, 1), (3, 1), (5, 9)])
+def test_calls_reading_weights_in_either_order_give_the_same_bits(dtype, kind, T, B):
+    """Each forward call on a thread starts reading its weights in the other order from the call before
+    (packed.pxd, call_order): the same inputs give the same bits in call after call, for one step at batch
+    1 (the cells' path), batch-1 sequences and the packed batched steps."""
+    layer = getattr(fr, kind)(40, 132, dtype=dtype, seed=3)
+    cell = getattr(fr, kind + "Cell")(40, 132, dtype=dtype, seed=3)
+    rng = np.random.default_rng(T * 10 + B)
+    x = rng.standard_normal((T, B, 40)).astype(dtype)
+    h = rng.standard_normal((1, B, 132)).astype(dtype)
+    state = (h, rng.standard_normal((1, B, 132)).astype(dtype)) if kind == "LSTM" else h
+    runs = [layer(x, state) for _ in range(3)]
+    steps = [cell(x[0], tuple(s[0] for s in state) if kind == "LSTM" else state[0]) for _ in range(3)]
+    for got in runs[1:]:
+        np.testing.assert_array_equal(got[0], runs[0][0])
+    for got in steps[1:]:
+        for a, b in zip(got if kind == "LSTM" else (got,), steps[0] if kind == "LSTM" else (steps[0],)):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_one_row_timing_hook_computes_the_product_both_ways(dtype):
     """bench/one_row.py's hook: both paths leave y = W @ x; wrong shapes are refused."""
     rng = np.random.default_rng(5)

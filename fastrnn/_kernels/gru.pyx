@@ -29,7 +29,8 @@ from numpy cimport int64_t
 from .arrays cimport data_ptr, empty_block, empty_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport (gru_after_bwd, gru_after_fwd, gru_before_bwd_r, gru_before_bwd_zn, gru_before_fwd_n,
                      gru_before_fwd_rz)
-from .packed cimport fr_packed_alloc, fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_step, pack_for_steps, row_parts
+from .packed cimport (call_order, fr_packed_alloc, fr_run_parts, gemm_input, gemm_once, gemm_once_at, gemm_packed,
+                      gemm_step, pack_for_steps, row_parts)
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -39,7 +40,7 @@ ctypedef struct _Call:
     # One call's arguments, shared by its row blocks (parts.h); arrays as void*, typed again in _fwd_part /
     # _bwd_part. rows: the rows per block (the last may have fewer).
     int T, B, In, H, rows, ldy, nslots, na   # In: I (a C macro name, from complex.h)
-    bint reverse, reset_after
+    bint reverse, reset_after, order   # order: the desc of the first step (call_order)
     const int64_t* lengths
     const void* X
     const void* W_hh
@@ -74,6 +75,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
     cdef floating* Wp_rz = NULL
     cdef floating* Wp_n = NULL
     cdef floating* Wp_ih = NULL   # W_ih^T packed for (1) inside the steps, or NULL: (1) before the loop
+    cdef bint order = call_order()
     cdef _Call c
     memcpy(Hs + ((T if reverse else 0) % nslots) * BH, h0, BH * sizeof(floating))
     if reset_after:
@@ -90,8 +92,8 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
         Wp_ih = pack_for_steps(T, rows, True, I, H3, W_ih, I)
     if Wp_ih == NULL:
         # (1) G = X @ W_ih^T
-        gemm_once(True, T * B, H3, I, X, I, W_ih, I, <floating>0, G, H3)
-    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, nslots=nslots, na=na, reverse=reverse,
+        gemm_input(T * B, H3, I, X, I, W_ih, I, <floating>0, G, H3, order)
+    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, nslots=nslots, na=na, reverse=reverse, order=order,
               reset_after=reset_after, lengths=lengths, X=X, W_hh=W_hh, Wp_ih=Wp_ih, Wp_rz=Wp_rz, Wp_n=Wp_n,
               b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs, A=A, Gh=Gh, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
@@ -112,6 +114,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
     """The time loop (2)-(7) for block `part` of the rows: the nb rows from row b0 (buffers keep their
     B-row layout; each block touches only its own rows)."""
     cdef int s, t, b
+    cdef bint desc
     cdef int T = c.T, B = c.B, I = c.In, H = c.H, H3 = 3 * c.H, ldy = c.ldy, nslots = c.nslots, na = c.na
     cdef int b0 = part * c.rows
     cdef int nb = c.rows if c.rows < B - b0 else B - b0
@@ -132,6 +135,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
     cdef floating* a_t
     for s in range(T):
         t = T - 1 - s if c.reverse else s
+        desc = (s & 1) ^ c.order
         h_prev = Hs + ((t + 1 if c.reverse else t) % nslots) * BH + b0 * H
         h_t = Hs + ((t if c.reverse else t + 1) % nslots) * BH + b0 * H
         a_t = <floating*>c.A + (t % na) * BH + b0 * H
@@ -139,10 +143,10 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
         if Wp_ih != NULL:
             # (1) g = x_t @ W_ih^T
             gemm_packed(nb, H3, I, <const floating*>c.X + (<Py_ssize_t>t * B + b0) * I, I, Wp_ih, <floating>0,
-                        g, H3, s & 1)
+                        g, H3, desc)
         if c.reset_after:
             # (2)-(4a) Gh = h_prev @ W_hh^T
-            gemm_step(Wp_rz, True, nb, H3, H, h_prev, H, W_hh, H, <floating>0, Gh, H3, s & 1)
+            gemm_step(Wp_rz, True, nb, H3, H, h_prev, H, W_hh, H, <floating>0, Gh, H3, desc)
             for b in range(nb):
                 if active(lens, t, b):
                     # (2), (3), (4a), (5a), (6)
@@ -151,7 +155,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
                     zero_row(a_t + b * H, H)  # read by dW_hh's GEMM in backward: must be finite
         else:
             # (2), (3) g[:, :2H] += h_prev @ W_hh[:2H]^T
-            gemm_step(Wp_rz, True, nb, 2 * H, H, h_prev, H, W_hh, H, <floating>1, g, H3, s & 1)
+            gemm_step(Wp_rz, True, nb, 2 * H, H, h_prev, H, W_hh, H, <floating>1, g, H3, desc)
             for b in range(nb):
                 if active(lens, t, b):
                     # (2), (3), (4b)
@@ -159,7 +163,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 else:
                     zero_row(a_t + b * H, H)
             # (5b) g[:, 2H:] += rh @ W_hn^T
-            gemm_step(Wp_n, True, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3, s & 1)
+            gemm_step(Wp_n, True, nb, H, H, a_t, H, W_hh + 2 * H * H, H, <floating>1, g + 2 * H, H3, desc)
             for b in range(nb):
                 if active(lens, t, b):
                     # (5b), (6)
@@ -194,7 +198,7 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint reset_after,
     Wp_n = pack_for_steps(T, rows, False, H, H, W_hh + 2 * H * H, H)
     if Wp_rz == NULL or Wp_n == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
-    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, nslots=T + 1, na=T, reverse=reverse,
+    c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, nslots=T + 1, na=T, reverse=reverse, order=False,
               reset_after=reset_after, lengths=lengths, X=NULL, W_hh=W_hh, Wp_ih=NULL, Wp_rz=Wp_rz, Wp_n=Wp_n,
               b_ih=NULL, b_hh=NULL, Y=NULL, G=G, Hs=<void*>Hs, A=A, Gh=NULL, dY=dY, dh_n=dh_n, dh0=dh0,
               scratch=scratch)

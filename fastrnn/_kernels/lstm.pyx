@@ -26,7 +26,8 @@ from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_block, empty_rows, is_block, is_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport lstm_bwd, lstm_fwd
-from .packed cimport fr_packed_alloc, fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport (call_order, fr_packed_alloc, fr_run_parts, gemm_input, gemm_once, gemm_once_at, gemm_packed_2,
+                      gemm_step, pack_for_steps, pack_steps_2, row_parts)
 from .steps cimport active, add_col_sums, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -36,7 +37,7 @@ ctypedef struct _Call:
     # One call's arguments, shared by its row blocks (parts.h); arrays as void*, typed again in _fwd_part /
     # _bwd_part. rows: the rows per block (the last may have fewer).
     int T, B, In, H, P, rows, ldy, ng, nslots, nr   # In: I (a C macro name, from complex.h)
-    bint reverse
+    bint reverse, order   # order: the desc of the first step (call_order)
     const int64_t* lengths
     const void* X
     const void* W_hh
@@ -73,6 +74,7 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* Wp_x = pack_steps_2(T, rows, I, P, H4, W_ih, W_hh)   # fused (1+2), or NULL
     cdef floating* Wp_hh = NULL   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_hr = NULL   # W_hr^T likewise
+    cdef bint order = call_order()
     cdef _Call c
     if Wp_x == NULL:
         if ng != T:
@@ -81,7 +83,7 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
                 return -1
             G, ng = G_all, T
         # (1) G = X @ W_ih^T
-        gemm_once(True, T * B, H4, I, X, I, W_ih, I, <floating>0, G, H4)
+        gemm_input(T * B, H4, I, X, I, W_ih, I, <floating>0, G, H4, order)
         Wp_hh = pack_for_steps(T, rows, True, P, H4, W_hh, P)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BP, h0, BP * sizeof(floating))
@@ -91,7 +93,7 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
     if Wp_x == NULL and Wp_hh == NULL or W_hr != NULL and Wp_hr == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=ng, nslots=nslots, nr=nr, reverse=reverse,
-              lengths=lengths, X=X, W_hh=W_hh, W_hr=W_hr, Wp_x=Wp_x, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=b_ih,
+              order=order, lengths=lengths, X=X, W_hh=W_hh, W_hr=W_hr, Wp_x=Wp_x, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=b_ih,
               b_hh=b_hh, Y=Y, G=G, Hs=Hs, Cs=Cs, R=R, dY=NULL, dh_n=NULL, dc_n=NULL, dh0=NULL, dc0=NULL,
               scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
@@ -114,6 +116,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
     """The time loop, (1+2) or (2), then (3)-(7), for block `part` of the rows: the nb rows from row b0
     (buffers keep their B-row layout; each block touches only its own rows)."""
     cdef int s, t, b, k_prev, k_new
+    cdef bint desc
     cdef int T = c.T, B = c.B, I = c.In, H = c.H, P = c.P, H4 = 4 * c.H, ldy = c.ldy
     cdef int ng = c.ng, nslots = c.nslots, nr = c.nr
     cdef int b0 = part * c.rows
@@ -141,6 +144,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
     cdef floating* r_t
     for s in range(T):
         t = T - 1 - s if c.reverse else s
+        desc = (s & 1) ^ c.order
         k_prev = (t + 1 if c.reverse else t) % nslots
         k_new = (t if c.reverse else t + 1) % nslots
         h_prev, h_t = Hs + k_prev * BP + b0 * P, Hs + k_new * BP + b0 * P
@@ -149,10 +153,10 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
         g = G + ((t % ng) * B + b0) * <Py_ssize_t>H4
         if Wp_x != NULL:
             # (1+2) g = x_t @ W_ih^T + h_prev @ W_hh^T
-            gemm_packed_2(nb, H4, I, X + (<Py_ssize_t>t * B + b0) * I, I, P, h_prev, P, Wp_x, <floating>0, g, H4, s & 1)
+            gemm_packed_2(nb, H4, I, X + (<Py_ssize_t>t * B + b0) * I, I, P, h_prev, P, Wp_x, <floating>0, g, H4, desc)
         else:
             # (2) g += h_prev @ W_hh^T
-            gemm_step(Wp_hh, True, nb, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4, s & 1)
+            gemm_step(Wp_hh, True, nb, H4, P, h_prev, P, W_hh, P, <floating>1, g, H4, desc)
         for b in range(nb):
             if active(lens, t, b):
                 # (3), (4), (5)
@@ -161,7 +165,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
                 zero_row(r_t + b * H, H)  # read by dW_hr's GEMM: must be finite
         if W_hr != NULL:
             # (6) h_t = r_t @ W_hr^T
-            gemm_step(Wp_hr, True, nb, P, H, r_t, H, W_hr, H, <floating>0, h_t, P, s & 1)
+            gemm_step(Wp_hr, True, nb, P, H, r_t, H, W_hr, H, <floating>0, h_t, P, desc)
         hold_inactive(h_t, h_prev, nb, P, lens, t)
         hold_inactive(c_t, c_prev, nb, H, lens, t)
         # (7) Y[t] = h_t
@@ -194,7 +198,7 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     if Wp_hh == NULL or proj and Wp_hr == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=T, nslots=T + 1, nr=T, reverse=reverse,
-              lengths=lengths, X=NULL, W_hh=W_hh, W_hr=W_hr, Wp_x=NULL, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=NULL,
+              order=False, lengths=lengths, X=NULL, W_hh=W_hh, W_hr=W_hr, Wp_x=NULL, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=NULL,
               b_hh=NULL, Y=NULL, G=G, Hs=NULL, Cs=<void*>Cs, R=NULL, dY=dY, dh_n=dh_n, dc_n=dc_n, dh0=dh0,
               dc0=dc0, scratch=scratch)
     fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)

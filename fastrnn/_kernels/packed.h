@@ -115,6 +115,15 @@ static inline void *fr_packed_alloc(size_t n_bytes)
     return p;
 }
 
+/* The order a call reads its weights in (0 first to last, 1 last to first), flipped at every call on
+ * this thread (see call_order in packed.pxd). */
+static __thread int fr_order;
+static inline int fr_next_order(void)
+{
+    fr_order ^= 1;
+    return fr_order;
+}
+
 #define FR_T float
 #define FR_NAME(name) fr_##name##_f
 #define FR_PACKED_VL 16             /* FR_T per vector */

@@ -27,7 +27,8 @@ from numpy cimport int64_t
 
 from .arrays cimport data_ptr, empty_block, empty_rows, opt_ptr, seq_rows, step_rows
 from .gates cimport rnn_bwd, rnn_fwd
-from .packed cimport fr_packed_alloc, fr_run_parts, gemm_once, gemm_once_at, gemm_packed_2, gemm_step, pack_for_steps, pack_steps_2, row_parts
+from .packed cimport (call_order, fr_packed_alloc, fr_run_parts, gemm_input, gemm_once, gemm_once_at, gemm_packed_2,
+                      gemm_step, pack_for_steps, pack_steps_2, row_parts)
 from .steps cimport active, add_col_sums_with, emit, gather_dh, hold_inactive, zero_row
 
 cnp.import_array()
@@ -38,7 +39,7 @@ ctypedef struct _Call:
     # _bwd_part. rows: the rows per block (the last may have fewer).
     int T, B, In, H, rows, ldy, ng, nslots   # In: I (a C macro name, from complex.h)
     int t0, nt                               # backward: the chunk of steps [t0, t0 + nt) being run
-    bint reverse, use_relu
+    bint reverse, use_relu, order   # order: the desc of the first step (call_order)
     const int64_t* lengths
     const void* X
     const void* W_hh
@@ -68,6 +69,7 @@ cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
     cdef floating* G_all = NULL   # (T, B, H) for (1) when G has one slot and (1) is not fused
     cdef floating* Wp_x = pack_steps_2(T, rows, I, H, H, W_ih, W_hh)   # fused (1+2), or NULL
     cdef floating* Wp_hh = NULL   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
+    cdef bint order = call_order()
     cdef _Call c
     if Wp_x == NULL:
         if ng != T:
@@ -76,14 +78,14 @@ cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
                 return -1
             G, ng = G_all, T
         # (1) G = X @ W_ih^T
-        gemm_once(True, T * B, H, I, X, I, W_ih, I, <floating>0, G, H)
+        gemm_input(T * B, H, I, X, I, W_ih, I, <floating>0, G, H, order)
         Wp_hh = pack_for_steps(T, rows, True, H, H, W_hh, H)
     first = T if reverse else 0
     memcpy(Hs + (first % nslots) * BH, h0, BH * sizeof(floating))
     if Wp_x == NULL and Wp_hh == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=ng, nslots=nslots, t0=0, nt=T, reverse=reverse,
-              use_relu=use_relu, lengths=lengths, X=X, W_hh=W_hh, Wp_x=Wp_x, Wp_hh=Wp_hh, b_ih=b_ih, b_hh=b_hh,
+              order=order, use_relu=use_relu, lengths=lengths, X=X, W_hh=W_hh, Wp_x=Wp_x, Wp_hh=Wp_hh, b_ih=b_ih, b_hh=b_hh,
               Y=Y, G=G, Hs=Hs, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
     free(Wp_x)
@@ -104,6 +106,7 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
     """The time loop, (1+2) or (2), then (3)-(4), for block `part` of the rows: the nb rows from row b0
     (buffers keep their B-row layout; each block touches only its own rows)."""
     cdef int s, t, b
+    cdef bint desc
     cdef int T = c.T, B = c.B, I = c.In, H = c.H, ldy = c.ldy, ng = c.ng, nslots = c.nslots
     cdef int b0 = part * c.rows
     cdef int nb = c.rows if c.rows < B - b0 else B - b0
@@ -123,15 +126,16 @@ cdef void _fwd_part(floating kind, _Call* c, int part) noexcept nogil:
     cdef floating* h_t
     for s in range(T):
         t = T - 1 - s if c.reverse else s
+        desc = (s & 1) ^ c.order
         h_prev = Hs + ((t + 1 if c.reverse else t) % nslots) * BH + b0 * H
         h_t = Hs + ((t if c.reverse else t + 1) % nslots) * BH + b0 * H
         g = G + ((t % ng) * B + b0) * <Py_ssize_t>H
         if Wp_x != NULL:
             # (1+2) g = x_t @ W_ih^T + h_prev @ W_hh^T
-            gemm_packed_2(nb, H, I, X + (<Py_ssize_t>t * B + b0) * I, I, H, h_prev, H, Wp_x, <floating>0, g, H, s & 1)
+            gemm_packed_2(nb, H, I, X + (<Py_ssize_t>t * B + b0) * I, I, H, h_prev, H, Wp_x, <floating>0, g, H, desc)
         else:
             # (2) g += h_prev @ W_hh^T
-            gemm_step(Wp_hh, True, nb, H, H, h_prev, H, W_hh, H, <floating>1, g, H, s & 1)
+            gemm_step(Wp_hh, True, nb, H, H, h_prev, H, W_hh, H, <floating>1, g, H, desc)
         for b in range(nb):
             if active(lens, t, b):
                 # (3) h_t = act(g + b_ih + b_hh)
@@ -178,7 +182,7 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
     if Wp_hh == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=k, nslots=T + 1, t0=0, nt=0, reverse=reverse,
-              use_relu=use_relu, lengths=lengths, X=NULL, W_hh=W_hh, Wp_x=NULL, Wp_hh=Wp_hh, b_ih=NULL, b_hh=NULL,
+              order=False, use_relu=use_relu, lengths=lengths, X=NULL, W_hh=W_hh, Wp_x=NULL, Wp_hh=Wp_hh, b_ih=NULL, b_hh=NULL,
               Y=NULL, G=dG, Hs=<void*>Hs, dY=dY, dh_n=dh_n, dh0=dh0, scratch=scratch)
     memcpy(scratch + BH, dh_n, BH * sizeof(floating))
     done = 0
