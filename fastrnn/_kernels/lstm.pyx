@@ -93,9 +93,9 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
     if Wp_x == NULL and Wp_hh == NULL or W_hr != NULL and Wp_hr == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=ng, nslots=nslots, nr=nr, reverse=reverse,
-              order=order, lengths=lengths, X=X, W_hh=W_hh, W_hr=W_hr, Wp_x=Wp_x, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=b_ih,
-              b_hh=b_hh, Y=Y, G=G, Hs=Hs, Cs=Cs, R=R, dY=NULL, dh_n=NULL, dc_n=NULL, dh0=NULL, dc0=NULL,
-              scratch=NULL)
+              order=order, lengths=lengths, X=X, W_hh=W_hh, W_hr=W_hr, Wp_x=Wp_x, Wp_hh=Wp_hh, Wp_hr=Wp_hr,
+              b_ih=b_ih, b_hh=b_hh, Y=Y, G=G, Hs=Hs, Cs=Cs, R=R, dY=NULL, dh_n=NULL, dc_n=NULL, dh0=NULL,
+              dc0=NULL, scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
     free(Wp_x)
     free(Wp_hh)
@@ -198,9 +198,9 @@ cdef int _backward(int T, int B, int I, int H, int P, bint reverse,
     if Wp_hh == NULL or proj and Wp_hr == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, P=P, rows=rows, ldy=ldy, ng=T, nslots=T + 1, nr=T, reverse=reverse,
-              order=False, lengths=lengths, X=NULL, W_hh=W_hh, W_hr=W_hr, Wp_x=NULL, Wp_hh=Wp_hh, Wp_hr=Wp_hr, b_ih=NULL,
-              b_hh=NULL, Y=NULL, G=G, Hs=NULL, Cs=<void*>Cs, R=NULL, dY=dY, dh_n=dh_n, dc_n=dc_n, dh0=dh0,
-              dc0=dc0, scratch=scratch)
+              order=False, lengths=lengths, X=NULL, W_hh=W_hh, W_hr=W_hr, Wp_x=NULL, Wp_hh=Wp_hh, Wp_hr=Wp_hr,
+              b_ih=NULL, b_hh=NULL, Y=NULL, G=G, Hs=NULL, Cs=<void*>Cs, R=NULL, dY=dY, dh_n=dh_n, dc_n=dc_n,
+              dh0=dh0, dc0=dc0, scratch=scratch)
     fr_run_parts(parts, _bwd_part_f if floating is float else _bwd_part_d, &c)
     free(Wp_hh)
     free(Wp_hr)

@@ -29,7 +29,7 @@
  * prefetch the piece FR_PACKED_PF = 16 rows ahead (2 KiB). Measured on an Intel Xeon VM with AVX-512
  * (48 KiB L1d, 2 MiB L2; C microbenchmark, float32, 1 thread, three alternations of 40-step medians):
  * 1.05-1.12x at M = 8-64, K = 512-1024, N = 1024-4096, none at K = 256 (where the piece fits L1, and
- * the prefetches, which would only take load slots, are off); chunks of K = 256 instead were 0.75-0.97x.
+ * the prefetches, which would only take load slots, are off); chunks of K = 256 instead were 0.75-1.00x.
  *
  * Every function is compiled for AVX-512, AVX2 + FMA and the baseline (FR_CLONES, as in gates.h).
  */

@@ -85,8 +85,8 @@ cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
     if Wp_x == NULL and Wp_hh == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=ng, nslots=nslots, t0=0, nt=T, reverse=reverse,
-              order=order, use_relu=use_relu, lengths=lengths, X=X, W_hh=W_hh, Wp_x=Wp_x, Wp_hh=Wp_hh, b_ih=b_ih, b_hh=b_hh,
-              Y=Y, G=G, Hs=Hs, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
+              order=order, use_relu=use_relu, lengths=lengths, X=X, W_hh=W_hh, Wp_x=Wp_x, Wp_hh=Wp_hh, b_ih=b_ih,
+              b_hh=b_hh, Y=Y, G=G, Hs=Hs, dY=NULL, dh_n=NULL, dh0=NULL, scratch=NULL)
     fr_run_parts(parts, _fwd_part_f if floating is float else _fwd_part_d, &c)
     free(Wp_x)
     free(Wp_hh)
@@ -182,8 +182,8 @@ cdef int _backward(int T, int B, int I, int H, bint reverse, bint use_relu,
     if Wp_hh == NULL:
         parts, rows = 1, B   # BLAS steps: blocks on parallel threads would oversubscribe the cores
     c = _Call(T=T, B=B, In=I, H=H, rows=rows, ldy=ldy, ng=k, nslots=T + 1, t0=0, nt=0, reverse=reverse,
-              order=False, use_relu=use_relu, lengths=lengths, X=NULL, W_hh=W_hh, Wp_x=NULL, Wp_hh=Wp_hh, b_ih=NULL, b_hh=NULL,
-              Y=NULL, G=dG, Hs=<void*>Hs, dY=dY, dh_n=dh_n, dh0=dh0, scratch=scratch)
+              order=False, use_relu=use_relu, lengths=lengths, X=NULL, W_hh=W_hh, Wp_x=NULL, Wp_hh=Wp_hh, b_ih=NULL,
+              b_hh=NULL, Y=NULL, G=dG, Hs=<void*>Hs, dY=dY, dh_n=dh_n, dh0=dh0, scratch=scratch)
     memcpy(scratch + BH, dh_n, BH * sizeof(floating))
     done = 0
     while done < T:
