@@ -76,12 +76,12 @@ def test_calls_reading_weights_in_either_order_give_the_same_bits(dtype, kind, T
     """Each forward call on a thread starts reading its weights in the other order from the call before
     (packed.pxd, call_order): the same inputs give the same bits in call after call, for one step at batch
     1 (the cells' path), batch-1 sequences and the packed batched steps."""
-    layer = getattr(fr, kind)(40, 132, dtype=dtype, seed=3)
-    cell = getattr(fr, kind + "Cell")(40, 132, dtype=dtype, seed=3)
+    layer = getattr(fr, kind)(40, 130, dtype=dtype, seed=3)
+    cell = getattr(fr, kind + "Cell")(40, 130, dtype=dtype, seed=3)
     rng = np.random.default_rng(T * 10 + B)
     x = rng.standard_normal((T, B, 40)).astype(dtype)
-    h = rng.standard_normal((1, B, 132)).astype(dtype)
-    state = (h, rng.standard_normal((1, B, 132)).astype(dtype)) if kind == "LSTM" else h
+    h = rng.standard_normal((1, B, 130)).astype(dtype)
+    state = (h, rng.standard_normal((1, B, 130)).astype(dtype)) if kind == "LSTM" else h
     runs = [layer(x, state) for _ in range(3)]
     steps = [cell(x[0], tuple(s[0] for s in state) if kind == "LSTM" else state[0]) for _ in range(3)]
     for got in runs[1:]:
@@ -89,6 +89,19 @@ def test_calls_reading_weights_in_either_order_give_the_same_bits(dtype, kind, T
     for got in steps[1:]:
         for a, b in zip(got if kind == "LSTM" else (got,), steps[0] if kind == "LSTM" else (steps[0],)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_each_call_starts_opposite_to_the_last_step_of_the_call_before():
+    """call_order(T): a call of T steps starts in the order opposite to the last step (desc = (T-1) & 1 ^
+    order) of the call before on the thread; for one-step calls, the other order from the call before."""
+    from fastrnn._kernels.packed_hooks import _call_order_test
+
+    lengths = [1, 1, 1, 50, 50, 3, 2, 1, 7, 4]
+    orders = [_call_order_test(T) for T in lengths]
+    for T, order, following in zip(lengths, orders, orders[1:]):
+        last_step = ((T - 1) & 1) ^ order
+        assert following == 1 - last_step, (lengths, orders)
+    assert orders[:3] == [orders[0], 1 - orders[0], orders[0]]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -75,7 +75,7 @@ cdef void _forward(int T, int B, int I, int H, bint reverse, bint reset_after,
     cdef floating* Wp_rz = NULL
     cdef floating* Wp_n = NULL
     cdef floating* Wp_ih = NULL   # W_ih^T packed for (1) inside the steps, or NULL: (1) before the loop
-    cdef bint order = call_order()
+    cdef bint order = call_order(T)
     cdef _Call c
     memcpy(Hs + ((T if reverse else 0) % nslots) * BH, h0, BH * sizeof(floating))
     if reset_after:

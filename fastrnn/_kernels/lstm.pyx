@@ -74,7 +74,7 @@ cdef int _forward(int T, int B, int I, int H, int P, bint reverse,
     cdef floating* Wp_x = pack_steps_2(T, rows, I, P, H4, W_ih, W_hh)   # fused (1+2), or NULL
     cdef floating* Wp_hh = NULL   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
     cdef floating* Wp_hr = NULL   # W_hr^T likewise
-    cdef bint order = call_order()
+    cdef bint order = call_order(T)
     cdef _Call c
     if Wp_x == NULL:
         if ng != T:

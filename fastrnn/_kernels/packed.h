@@ -115,13 +115,15 @@ static inline void *fr_packed_alloc(size_t n_bytes)
     return p;
 }
 
-/* The order a call reads its weights in (0 first to last, 1 last to first), flipped at every call on
- * this thread (see call_order in packed.pxd). */
+/* The order (0 first to last, 1 last to first) in which a call of `steps` time steps starts reading its
+ * weights on this thread, its steps then alternating: the flag advances by `steps`, so that the next call
+ * starts in the order opposite to this call's last step (see call_order in packed.pxd). */
 static __thread int fr_order;
-static inline int fr_next_order(void)
+static inline int fr_next_order(int steps)
 {
-    fr_order ^= 1;
-    return fr_order;
+    int order = fr_order;
+    fr_order ^= steps & 1;
+    return order;
 }
 
 #define FR_T float

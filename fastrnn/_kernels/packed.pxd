@@ -25,7 +25,7 @@ cdef extern from "packed.h" nogil:
                             int ldc, float beta)
     int fr_gemm_packed_at_d(int M, int N, int K, const double* A, int lda, const double* B, int ldb, double* C,
                             int ldc, double beta)
-    int fr_next_order()
+    int fr_next_order(int steps)
 
 
 # A packed copy of op(W) (K x N) in fresh 64-byte aligned memory (free it with free), or NULL when
@@ -171,10 +171,10 @@ cdef inline floating* pack_steps_2(int T, int B, int K1, int K2, int N, const fl
 # C[M, N] = A @ op(W) + beta * C for one time step: gemm_packed on Wp (the packed op(W)) when it is not
 # NULL, else gemv.h's one-row kernel for one row times W^T, else BLAS gemm on W (trans: W stored (N, K),
 # op(W) = W^T; else W stored (K, N)).
-# desc: W is read last part first. The step loops pass it on every other step (step s: desc = s & 1), so
-# that a step starts on the part of W the step before read last, which is still in cache when W is
-# bigger than the cache level it streams from (32 KiB L1, 1 MiB L2 on the development machine); the
-# products are the same to the bit either way. Measured, batch-1 T=50 inference, 1 thread, 41 pairs
+# desc: W is read last part first. The step loops pass it on every other step (desc = s & 1 at step s; in
+# the forward loops (s & 1) ^ call_order(T)), so that a step starts on the part of W the step before read
+# last, which is still in cache when W is bigger than the cache level it streams from (32 KiB L1, 1 MiB
+# L2 on the development machine); the products are the same to the bit either way. Measured, batch-1 T=50 inference, 1 thread, 41 pairs
 # alternated in one process against the same kernels reading W in one order (median ratio): LSTM 1.03x
 # at H = 64 (W_hh 64 KiB), 1.06x at H = 256 (1 MiB); GRU 1.05x at H = 64 and 256; RNN 1.07x at H = 128
 # (64 KiB); 1.00-1.02x where W_hh sits in L2 whole (LSTM/GRU H = 128, RNN H = 64 and 256); batched
@@ -190,16 +190,19 @@ cdef inline void gemm_step(const floating* Wp, bint trans, int M, int N, int K, 
         gemm(False, trans, M, N, K, <floating>1, A, lda, W, ldw, beta, C, ldc)
 
 
-# The order (desc of gemm_step) in which a call starts reading its weights: each call on a thread starts
-# in the other order from the call before, so that where a call's weights (W_ih and W_hh of a batch-1
-# step) outgrow a cache level, each product starts on the part of its W that the call before read last,
-# which is still in cache (as gemm_step's alternation does from step to step); the results are the same
-# to the bit in either order. Measured on an Intel Xeon VM (2 MiB L2 a core), float32, 1 thread, LSTMCell
-# H = 256 (W_ih and W_hh 2 MiB), six alternations of two builds: 30-37 us a step against 37-43 us; the
-# same two products in C, 2000 pairs: 28 us against 35 us (reading W_hh first in every other call as well
-# would give 23 us). A thread-local flag in each kernel module (packed.h, fr_next_order).
-cdef inline bint call_order() noexcept nogil:
-    return fr_next_order()
+# The order (desc of gemm_step) in which a forward call of T steps starts reading its weights, its steps
+# then alternating (step s: desc = (s & 1) ^ order): each call on a thread starts in the order opposite to
+# the last step of the call before (for T = 1, the other order from the call before), so that where a call's
+# weights (W_ih and W_hh of a batch-1 step) outgrow a cache level, each product starts on the part of its W
+# that was read last and is still in cache (as gemm_step's alternation does from step to step); the results
+# are the same to the bit in either order. One flag per thread and kernel module (packed.h, fr_next_order):
+# calls on different weights (the layers or directions of one model) share it, so a model whose every step
+# makes an even number of calls of one kernel module gains nothing from it. Measured on an Intel Xeon VM (2
+# MiB L2 a core), float32, 1 thread, LSTMCell H = 256 (W_ih and W_hh 2 MiB), six alternations of two builds:
+# 30-37 us a step against 37-43 us; the same two products in C, 2000 pairs: 28 us against 35 us (reading
+# W_hh first in every other call as well would give 23 us).
+cdef inline bint call_order(int T) noexcept nogil:
+    return fr_next_order(T)
 
 
 # C[M, N] = A @ W^T + beta * C for the input product (1) of a call, W stored (N, K): gemm_once, but for a

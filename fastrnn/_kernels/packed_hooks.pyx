@@ -4,7 +4,7 @@ from libc.stdlib cimport free
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from .blas cimport gemm
-from .packed cimport (FR_MAX_PARTS, fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_packed_2,
+from .packed cimport (FR_MAX_PARTS, call_order, fr_run_parts, gemm_once, gemm_once_at, gemm_packed, gemm_packed_2,
                       gemm_packed_at, once_parts, own_parts, pack_weights, pack_weights_2, packed_at_product,
                       packed_product)
 
@@ -77,6 +77,12 @@ def _gemm_once_at_test(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] 
     # C = A^T @ B + beta * C
     gemm_once_at(M, N, K, &A[0, 0], M, &B[0, 0], N, beta, &C[0, 0], N)
     return packed_at_product(M, N, K, sizeof(floating))
+
+
+def _call_order_test(int T):
+    """call_order(T) on this thread: the order a forward call of T steps starts in (test hook; this module's
+    flag, which only this hook moves)."""
+    return call_order(T)
 
 
 def _own_parts_test(bint at, int M, int N, int K, int itemsize):

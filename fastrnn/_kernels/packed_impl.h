@@ -250,7 +250,7 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_rows)(
     int m0, int m1, int MR, int kc, const FR_T *A1, int ai1, int ak1, int k2, const FR_T *A2, int lda2,
     const FR_T *wp, int ldp, FR_T *c0, int ldc, FR_T b, int nc)
 {
-    const int far = (size_t)(kc + k2) * FR_PACKED_BYTES * 2 > FR_PACKED_L1_BYTES;
+    const int past_l1 = (size_t)(kc + k2) * FR_PACKED_BYTES * 2 > FR_PACKED_L1_BYTES;
     const FR_T *a1, *a2;
     FR_T *c;
     int i0, m;
@@ -271,7 +271,7 @@ static inline __attribute__((always_inline)) void FR_NAME(packed_rows)(
         case 2: FR_TILE(2, pf); break;                                                                        \
         default: FR_TILE(1, pf); break;                                                                       \
         }
-        if (far)
+        if (past_l1)
             FR_TILES(FR_PACKED_PF)
         else
             FR_TILES(0)

@@ -69,7 +69,7 @@ cdef int _forward(int T, int B, int I, int H, bint reverse, bint use_relu,
     cdef floating* G_all = NULL   # (T, B, H) for (1) when G has one slot and (1) is not fused
     cdef floating* Wp_x = pack_steps_2(T, rows, I, H, H, W_ih, W_hh)   # fused (1+2), or NULL
     cdef floating* Wp_hh = NULL   # W_hh^T packed for the step GEMMs, or NULL (BLAS); see packed.pxd
-    cdef bint order = call_order()
+    cdef bint order = call_order(T)
     cdef _Call c
     if Wp_x == NULL:
         if ng != T:
